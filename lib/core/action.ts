@@ -1,0 +1,40 @@
+import type { CapturedPod, Evidence, TaskId } from './task.ts';
+
+export type ReapRule = 'sidecar-zombie' | 'stale-try' | 'finished-task';
+
+export type OutboundEventType =
+  | 'Task Recovered'
+  | 'Task Succeeded'
+  | 'Task Failed'
+  | 'Image Pull Waiting'
+  | 'Pod Reaped';
+
+export interface OutboundEvent {
+  type: OutboundEventType;
+  task: TaskId;
+  tryNumber: number;
+  attempt: number;
+  podName: string;
+  message: string;
+  evidence: Evidence[];
+  rule?: ReapRule;
+}
+
+/** Actions are data; an executor performs them against the ports, each safe to repeat. */
+export type Action =
+  | { kind: 'create-pod'; namespace: string; podName: string; attempt: number; pod: CapturedPod }
+  | {
+      kind: 'delete-pod';
+      namespace: string;
+      podName: string;
+      /** Delete only if the pod still has this uid (a precondition): never a successor by mistake. */
+      uid: string;
+      gracePeriodSeconds: 0;
+      why: string;
+      rule?: ReapRule;
+    }
+  | { kind: 'schedule-check'; at: number }
+  | { kind: 'emit'; event: OutboundEvent }
+  | { kind: 'audit'; at: number; what: string; podName: string; podUid?: string; evidence: Evidence[] };
+
+export type ActionKind = Action['kind'];

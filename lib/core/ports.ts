@@ -1,0 +1,112 @@
+import type { OutboundEvent } from './action.ts';
+import type { Pod } from './pod.ts';
+import type { Evidence, TaskId, TaskRecord } from './task.ts';
+
+/** One line of a task's audit trail: every delete and re-create writes one. */
+export interface AuditEntry {
+  at: number;
+  /** What was done or decided, e.g. `delete-pod`, `create-pod`, `reap-dry-run`. */
+  what: string;
+  podName: string;
+  podUid?: string;
+  /** Who did it: the handler or CLI command, for operators reading the trail. */
+  actor: string;
+  /** Outcome of the action as the cluster answered it, e.g. `deleted`, `not-found`, `created`. */
+  outcome?: string;
+  evidence: Evidence[];
+}
+
+/** The store lost an optimistic-locking race: re-read, re-decide, never overwrite. */
+export class VersionConflictError extends Error {
+  override name = 'VersionConflictError';
+  readonly id: TaskId;
+  readonly expectedVersion: number;
+  constructor(id: TaskId, expectedVersion: number) {
+    super(`task ${id.cluster}/${id.namespace}/${id.key} changed since version ${expectedVersion}`);
+    this.id = id;
+    this.expectedVersion = expectedVersion;
+  }
+}
+
+/** A record (or its captured spec) cannot be stored without losing data. */
+export class RecordTooLargeError extends Error {
+  override name = 'RecordTooLargeError';
+}
+
+export interface TaskStore {
+  get(id: TaskId): Promise<TaskRecord | undefined>;
+  /**
+   * Writes `record` only if the stored version is still `record.version` (0: must not exist yet).
+   * Returns the record as stored, with its version incremented.
+   * @throws VersionConflictError when another writer got there first.
+   */
+  put(record: TaskRecord, now: number): Promise<TaskRecord>;
+  /** Tasks with `dueAt <= now`, by the due-timer index (never a scan), at most `limit`. */
+  due(now: number, limit: number): Promise<TaskRecord[]>;
+  /** The task that last owned this pod name (pod names are unique per namespace at any moment). */
+  findByPod(cluster: string, namespace: string, podName: string): Promise<TaskRecord | undefined>;
+  appendAudit(id: TaskId, entries: AuditEntry[]): Promise<void>;
+  listAudit(id: TaskId, limit?: number): Promise<AuditEntry[]>;
+  /** Remembers an inbound event id for `ttlMs`; false if it was already remembered. */
+  markSeen(eventId: string, now: number, ttlMs: number): Promise<boolean>;
+}
+
+export type ClusterErrorKind = 'not-found' | 'already-exists' | 'conflict' | 'retryable' | 'fatal';
+
+/** Every Cluster adapter error is mapped to one of the kinds the reconciler knows how to handle. */
+export class ClusterError extends Error {
+  override name = 'ClusterError';
+  readonly kind: ClusterErrorKind;
+  readonly status: number | undefined;
+  readonly retryAfterMs: number | undefined;
+  constructor(kind: ClusterErrorKind, message: string, status?: number, retryAfterMs?: number) {
+    super(message);
+    this.kind = kind;
+    this.status = status;
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+
+export interface KubeEvent {
+  namespace: string;
+  name: string;
+  uid?: string;
+  reason: string;
+  message: string;
+  type?: string;
+  involvedObject: { kind?: string; name?: string; namespace?: string; uid?: string };
+  count?: number;
+  firstTimestamp?: string;
+  lastTimestamp?: string;
+  eventTime?: string;
+}
+
+export type DeleteOutcome = 'deleted' | 'not-found' | 'uid-mismatch';
+
+export interface ListPodsOptions {
+  namespace?: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+}
+
+/** Access to the Kubernetes API of one or more clusters; every call names its cluster. */
+export interface Cluster {
+  /** The pod, or undefined on 404. */
+  getPod(cluster: string, namespace: string, name: string): Promise<Pod | undefined>;
+  /** Creates the pod; `exists` when the name is taken (the caller decides whether it is its own). */
+  createPod(cluster: string, pod: Pod): Promise<{ outcome: 'created' | 'exists'; pod?: Pod }>;
+  /** Deletes with a uid precondition; repeating it answers `not-found`, which counts as done. */
+  deletePod(
+    cluster: string,
+    namespace: string,
+    name: string,
+    options: { uid: string; gracePeriodSeconds: number },
+  ): Promise<DeleteOutcome>;
+  /** Every page (the adapter follows `continue`). */
+  listPods(cluster: string, options: ListPodsOptions): Promise<Pod[]>;
+  listEvents(cluster: string, namespace: string, fieldSelector: string): Promise<KubeEvent[]>;
+}
+
+export interface EventSink {
+  emit(events: OutboundEvent[]): Promise<void>;
+}

@@ -1,0 +1,142 @@
+import type { Pod } from './pod.ts';
+
+export type ProfileName = 'airflow-kpo' | 'generic';
+
+export type TaskState =
+  | 'Pending'
+  | 'Running'
+  | 'Recovering'
+  | 'WaitingForImage'
+  | 'Succeeded'
+  | 'Failed'
+  | 'Deleted';
+
+/**
+ * Why a task ended `Failed`. `Deleted` is a state of its own, not a cause: the pod was removed by
+ * someone else (the orchestrator, a user) without any disruption evidence, so Podwarden stops
+ * supervising instead of guessing an outcome.
+ */
+export type FailureCause =
+  | 'ContainerFailed'
+  | 'DisruptionBudgetExhausted'
+  | 'ImagePullPermanent'
+  | 'ImagePullDeadline'
+  | 'StartupDeadline';
+
+export const TERMINAL_STATES: readonly TaskState[] = ['Succeeded', 'Failed', 'Deleted'];
+
+export function isTerminal(state: TaskState): boolean {
+  return TERMINAL_STATES.includes(state);
+}
+
+/** Where a task lives: one record per (cluster, namespace, task key). */
+export interface TaskId {
+  cluster: string;
+  namespace: string;
+  /** The profile's identity labels joined into one stable string (see identity.ts). */
+  key: string;
+}
+
+/**
+ * A pod as Podwarden may re-create it: only what was read from the API server, with every field the
+ * server fills in (uid, status, nodeName, service-account token volume, ...) removed.
+ */
+export interface CapturedPod {
+  metadata: {
+    name: string;
+    namespace: string;
+    labels: Record<string, string>;
+    annotations: Record<string, string>;
+  };
+  spec: Record<string, unknown>;
+}
+
+export interface Evidence {
+  /** Where the evidence came from, e.g. `condition DisruptionTarget`, `event Preempted`. */
+  source: string;
+  reason?: string;
+  message?: string;
+  at: number;
+}
+
+export interface Transition {
+  at: number;
+  from: TaskState;
+  to: TaskState;
+  why: string;
+}
+
+export interface Disruption {
+  /** uid of the pod that was disrupted: the re-create waits until this uid is gone. */
+  podUid?: string;
+  evidence: Evidence;
+  /** When the old pod was seen gone; undefined while it still exists. */
+  goneAt?: number;
+  /** Earliest time the next attempt may be created. */
+  recreateAt?: number;
+  /** Set once the create of attempt `attempt` has been issued (a repeat is then idempotent). */
+  recreateIssuedAt?: number;
+}
+
+export interface ImagePullWait {
+  since: number;
+  deadline: number;
+  checks: number;
+  nextCheckAt: number;
+  evidence: Evidence;
+}
+
+/** Per-task policy read from the pod's annotations when it was first seen. */
+export interface TaskOverrides {
+  recreate: 'always' | 'before-start' | 'never';
+  pullDeadlineMs?: number;
+  protect: boolean;
+}
+
+export interface TaskRecord {
+  id: TaskId;
+  profile: ProfileName;
+  state: TaskState;
+  cause?: FailureCause;
+  /** Human-readable reason of the last state change, shown in events and `podwarden status`. */
+  message?: string;
+  /** The orchestrator's try number of the pod being supervised. */
+  tryNumber: number;
+  /** The highest try number seen for this task, from pods or from the orchestrator. */
+  highestTry: number;
+  /** Podwarden's attempt number of the current pod (1 = the orchestrator's own pod). */
+  attempt: number;
+  /** Re-creates spent on disruptions of the current try (the budget is separate from task retries). */
+  recreates: number;
+  podName: string;
+  podUid?: string;
+  /** The main container has ever been seen running or terminated. */
+  mainStarted: boolean;
+  mainExitCode?: number;
+  /** When the main container was first seen terminated while the pod was not terminal. */
+  mainTerminatedAt?: number;
+  /** When the pod was last seen unexplainedly gone, to wait a little for a late Preempted event. */
+  goneUnexplainedAt?: number;
+  firstSeenAt: number;
+  endedAt?: number;
+  overrides: TaskOverrides;
+  captured?: CapturedPod;
+  disruption?: Disruption;
+  imagePull?: ImagePullWait;
+  /** The orchestrator's own view, from `Task Instance Changed` (e.g. `running`, `success`, `failed`). */
+  orchestratorState?: string;
+  /** Next time a timer must look at this task; undefined when nothing is pending. */
+  dueAt?: number;
+  history: Transition[];
+  /** Optimistic-locking version; 0 for a record not yet stored. */
+  version: number;
+}
+
+export const HISTORY_LIMIT = 50;
+
+/** Lets callers log what a task is about without dumping the captured spec. */
+export function describeTask(task: TaskRecord): string {
+  return `${task.id.cluster}/${task.id.namespace}/${task.id.key} try=${task.tryNumber} attempt=${task.attempt} state=${task.state}`;
+}
+
+export type { Pod };
