@@ -1,4 +1,5 @@
-import type { CapturedPod, Evidence, TaskId } from './task.ts';
+import type { Pod } from './pod.ts';
+import type { Evidence, TaskId } from './task.ts';
 
 export type ReapRule = 'sidecar-zombie' | 'stale-try' | 'finished-task';
 
@@ -10,7 +11,10 @@ export type OutboundEventType =
   | 'Pod Reaped';
 
 export interface OutboundEvent {
+  /** Deterministic, so a consumer can drop the duplicates an at-least-once delivery may bring. */
+  id: string;
   type: OutboundEventType;
+  at: number;
   task: TaskId;
   tryNumber: number;
   attempt: number;
@@ -22,7 +26,14 @@ export interface OutboundEvent {
 
 /** Actions are data; an executor performs them against the ports, each safe to repeat. */
 export type Action =
-  | { kind: 'create-pod'; namespace: string; podName: string; attempt: number; pod: CapturedPod }
+  | {
+      kind: 'create-pod';
+      namespace: string;
+      podName: string;
+      attempt: number;
+      replacesUid?: string;
+      pod: Pod;
+    }
   | {
       kind: 'delete-pod';
       namespace: string;

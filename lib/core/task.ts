@@ -1,3 +1,4 @@
+import type { OutboundEvent } from './action.ts';
 import type { Pod } from './pod.ts';
 
 export type ProfileName = 'airflow-kpo' | 'generic';
@@ -21,7 +22,11 @@ export type FailureCause =
   | 'DisruptionBudgetExhausted'
   | 'ImagePullPermanent'
   | 'ImagePullDeadline'
-  | 'StartupDeadline';
+  | 'StartupDeadline'
+  /** Disrupted, and the pod's `podwarden.io/recreate` policy forbids a re-create. */
+  | 'DisruptedNoRecreate'
+  /** The orchestrator ended the try (e.g. Airflow marked it failed) while Podwarden was supervising it. */
+  | 'EndedByOrchestrator';
 
 export const TERMINAL_STATES: readonly TaskState[] = ['Succeeded', 'Failed', 'Deleted'];
 
@@ -69,12 +74,14 @@ export interface Transition {
 export interface Disruption {
   /** uid of the pod that was disrupted: the re-create waits until this uid is gone. */
   podUid?: string;
-  evidence: Evidence;
+  evidence: Evidence[];
+  /** The attempt the re-create will carry in its `podwarden.io/attempt` label. */
+  nextAttempt: number;
   /** When the old pod was seen gone; undefined while it still exists. */
   goneAt?: number;
-  /** Earliest time the next attempt may be created. */
+  /** Earliest time the next attempt may be created (set once the old pod is gone). */
   recreateAt?: number;
-  /** Set once the create of attempt `attempt` has been issued (a repeat is then idempotent). */
+  /** Set once the create of `nextAttempt` has been issued (a repeat is then idempotent). */
   recreateIssuedAt?: number;
 }
 
@@ -118,6 +125,8 @@ export interface TaskRecord {
   /** When the pod was last seen unexplainedly gone, to wait a little for a late Preempted event. */
   goneUnexplainedAt?: number;
   firstSeenAt: number;
+  /** When the current attempt's pod was first seen or created: the startup deadline counts from here. */
+  attemptSince: number;
   endedAt?: number;
   overrides: TaskOverrides;
   captured?: CapturedPod;
@@ -128,6 +137,11 @@ export interface TaskRecord {
   /** Next time a timer must look at this task; undefined when nothing is pending. */
   dueAt?: number;
   history: Transition[];
+  /**
+   * Outbound events decided but not yet delivered (a transactional outbox): saved with the state
+   * change that caused them, removed once the sink accepted them, so a crash cannot lose one.
+   */
+  outbox?: OutboundEvent[];
   /** Optimistic-locking version; 0 for a record not yet stored. */
   version: number;
 }

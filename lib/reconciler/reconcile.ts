@@ -1,0 +1,270 @@
+/**
+ * The reconcile loop shared by every handler: load the record, re-read the pod, decide, save
+ * (conditionally on the version read), then act. It knows only the ports, never a concrete AWS or
+ * Kubernetes client, so the Lambda functions and the local runtime run the very same code.
+ */
+
+import type { Action, OutboundEvent } from '../core/action.ts';
+import { ATTEMPT_LABEL } from '../core/capture.ts';
+import { decideAll, startTask } from '../core/engine.ts';
+import type { Observation } from '../core/observation.ts';
+import type { Pod } from '../core/pod.ts';
+import type { Policy } from '../core/policy.ts';
+import {
+  type AuditEntry,
+  type Cluster,
+  ClusterError,
+  type EventSink,
+  type TaskStore,
+  VersionConflictError,
+} from '../core/ports.ts';
+import type { ProfileName, TaskId, TaskRecord } from '../core/task.ts';
+
+export interface Logger {
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
+}
+
+/** Optional fast path for `schedule-check`: the stored `dueAt` and the timer sweep are the truth. */
+export interface CheckScheduler {
+  schedule(id: TaskId, at: number): Promise<void>;
+}
+
+export interface ReconcilerDeps {
+  store: TaskStore;
+  cluster: Cluster;
+  sink: EventSink;
+  policy: Policy;
+  clock: () => number;
+  /** Who acts, written into every audit entry (e.g. `lambda:pod-changed`, `cli:reap`). */
+  actor: string;
+  log: Logger;
+  scheduler?: CheckScheduler;
+  /** Report deletes instead of performing them (the reaper's dry-run). */
+  dryRun?: boolean;
+}
+
+/** What a reconcile pass is about: a task (by id) or a pod (by name, with the labels if known). */
+export interface Target {
+  cluster: string;
+  namespace: string;
+  profile: ProfileName;
+  podName?: string;
+  taskId?: TaskId;
+}
+
+export interface ReconcileResult {
+  task?: TaskRecord;
+  actions: Action[];
+  /** Why nothing was done, when nothing was. */
+  skipped?: string;
+}
+
+const MAX_CONFLICT_RETRIES = 5;
+
+/**
+ * Brings one task to its decided state. `hints` are the inbound observations (an event, a timer);
+ * the pod's current state is always re-read and folded in after them, so the API server has the
+ * last word.
+ */
+export async function reconcile(
+  deps: ReconcilerDeps,
+  target: Target,
+  hints: Observation[],
+): Promise<ReconcileResult> {
+  for (let round = 1; ; round++) {
+    try {
+      return await reconcileOnce(deps, target, hints);
+    } catch (error) {
+      if (!(error instanceof VersionConflictError) || round >= MAX_CONFLICT_RETRIES) throw error;
+      deps.log.info('lost a write race; re-reading', { task: error.id, round });
+    }
+  }
+}
+
+async function reconcileOnce(
+  deps: ReconcilerDeps,
+  target: Target,
+  hints: Observation[],
+): Promise<ReconcileResult> {
+  const now = deps.clock();
+  let record = target.taskId
+    ? await deps.store.get(target.taskId)
+    : target.podName
+      ? await deps.store.findByPod(target.cluster, target.namespace, target.podName)
+      : undefined;
+  const podName = record?.podName || target.podName;
+  const pod = podName ? await deps.cluster.getPod(target.cluster, target.namespace, podName) : undefined;
+
+  if (!record) {
+    record = pod ? startTask(pod, target.profile, target.cluster, now) : undefined;
+    if (!record)
+      return { actions: [], skipped: pod ? 'pod is not a managed task pod' : 'no task record and no pod' };
+    // A task first met through a hint: make sure the fresh pod also has a record of the pod-index.
+  }
+  const fresh: Observation[] = [];
+  if (pod) fresh.push({ type: 'pod-seen', pod });
+  else if (podName) fresh.push({ type: 'pod-gone', podName });
+  const decision = decideAll(record, [...hints, ...fresh], now, deps.policy);
+  return commit(deps, record, decision.task, decision.actions, now);
+}
+
+/** Saves the decided record (with its new events in the outbox), then performs the actions. */
+async function commit(
+  deps: ReconcilerDeps,
+  before: TaskRecord,
+  after: TaskRecord,
+  actions: Action[],
+  now: number,
+): Promise<ReconcileResult> {
+  const events = actions.flatMap((a) => (a.kind === 'emit' ? [a.event] : []));
+  if (events.length > 0) after.outbox = [...(after.outbox ?? []), ...events];
+  let saved = after;
+  if (before.version === 0 || JSON.stringify(before) !== JSON.stringify(after)) {
+    saved = await deps.store.put(after, now);
+  }
+  const followUps: Observation[] = [];
+  const audits: AuditEntry[] = [];
+  for (const action of actions) {
+    const seen = await perform(deps, saved, action, audits);
+    if (seen) followUps.push({ type: 'pod-seen', pod: seen });
+  }
+  if (audits.length > 0) await deps.store.appendAudit(saved.id, audits);
+  saved = await flushOutbox(deps, saved, now);
+
+  // A pod just created is adopted at once (its uid recorded), instead of on the next event.
+  if (followUps.length > 0) {
+    const next = decideAll(saved, followUps, now, deps.policy);
+    const result = await commit(deps, saved, next.task, next.actions, now);
+    return { task: result.task, actions: [...actions, ...result.actions] };
+  }
+  return { task: saved, actions };
+}
+
+/** Performs one action; returns a pod to fold back in when the action revealed one. */
+async function perform(
+  deps: ReconcilerDeps,
+  task: TaskRecord,
+  action: Action,
+  audits: AuditEntry[],
+): Promise<Pod | undefined> {
+  const { cluster } = task.id;
+  switch (action.kind) {
+    case 'create-pod': {
+      const created = await deps.cluster.createPod(cluster, action.pod);
+      let pod = created.pod;
+      let outcome: string = created.outcome;
+      if (created.outcome === 'exists') {
+        // 409: either our own earlier create (a repeat) or the old pod still terminating.
+        pod = await deps.cluster.getPod(cluster, action.namespace, action.podName);
+        const ours = pod?.metadata.labels?.[ATTEMPT_LABEL] === String(action.attempt);
+        outcome = ours ? 'exists-ours' : 'exists-other';
+      }
+      audits.push({
+        at: deps.clock(),
+        what: 'create-pod',
+        podName: action.podName,
+        ...(pod?.metadata.uid ? { podUid: pod.metadata.uid } : {}),
+        actor: deps.actor,
+        outcome,
+        evidence: [
+          {
+            source: 'reconciler',
+            reason: `attempt ${action.attempt}`,
+            message: action.replacesUid ? `replaces uid ${action.replacesUid}` : 're-create',
+            at: deps.clock(),
+          },
+        ],
+      });
+      deps.log.info('re-created pod', {
+        task: task.id,
+        pod: action.podName,
+        attempt: action.attempt,
+        outcome,
+      });
+      return pod;
+    }
+    case 'delete-pod': {
+      if (deps.dryRun) {
+        audits.push(deleteAudit(deps, action, 'dry-run'));
+        deps.log.info('would delete pod (dry run)', { task: task.id, pod: action.podName, why: action.why });
+        return undefined;
+      }
+      const outcome = await deps.cluster.deletePod(cluster, action.namespace, action.podName, {
+        uid: action.uid,
+        gracePeriodSeconds: action.gracePeriodSeconds,
+      });
+      audits.push(deleteAudit(deps, action, outcome));
+      deps.log.info('deleted pod', {
+        task: task.id,
+        pod: action.podName,
+        uid: action.uid,
+        outcome,
+        why: action.why,
+      });
+      return undefined;
+    }
+    case 'audit':
+      audits.push({
+        at: action.at,
+        what: action.what,
+        podName: action.podName,
+        ...(action.podUid ? { podUid: action.podUid } : {}),
+        actor: deps.actor,
+        evidence: action.evidence,
+      });
+      return undefined;
+    case 'schedule-check':
+      await deps.scheduler?.schedule(task.id, action.at);
+      return undefined;
+    case 'emit':
+      return undefined; // delivered from the outbox after the record is saved
+  }
+}
+
+function deleteAudit(
+  deps: ReconcilerDeps,
+  action: Extract<Action, { kind: 'delete-pod' }>,
+  outcome: string,
+): AuditEntry {
+  return {
+    at: deps.clock(),
+    what: action.rule ? `reap:${action.rule}` : 'delete-pod',
+    podName: action.podName,
+    podUid: action.uid,
+    actor: deps.actor,
+    outcome,
+    evidence: [
+      { source: 'reconciler', reason: action.rule ?? 'delete', message: action.why, at: deps.clock() },
+    ],
+  };
+}
+
+/** Delivers the outbox, then clears it; a failure leaves it for the next pass to deliver. */
+async function flushOutbox(deps: ReconcilerDeps, task: TaskRecord, now: number): Promise<TaskRecord> {
+  const outbox: OutboundEvent[] = task.outbox ?? [];
+  if (outbox.length === 0) return task;
+  try {
+    await deps.sink.emit(outbox);
+  } catch (error) {
+    deps.log.warn('outbound events not delivered; kept in the outbox', {
+      task: task.id,
+      count: outbox.length,
+      error: String(error),
+    });
+    return task;
+  }
+  const cleared = { ...task };
+  delete cleared.outbox;
+  try {
+    return await deps.store.put(cleared, now);
+  } catch (error) {
+    if (error instanceof VersionConflictError) return task; // the winner delivers (duplicates carry the same id)
+    throw error;
+  }
+}
+
+export function isRetryable(error: unknown): boolean {
+  return error instanceof ClusterError && error.kind === 'retryable';
+}
