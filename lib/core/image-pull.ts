@@ -86,12 +86,19 @@ const status = (codes: string): RegExp =>
   );
 
 /**
+ * A single-word signal, as registries write it (`toomanyrequests: ...`, `403 Forbidden`), but not as
+ * part of an image reference (`acme/forbidden-city:1`), which containerd repeats unquoted.
+ */
+const word = (text: string): RegExp => new RegExp(`(?<![\\w./:-])${text}(?![\\w./-])`, 'i');
+
+/**
  * The registry or the network failed to answer: whatever else the message says (an image name or a
- * URL path that happens to contain `not-found`, a `401` on the retry), the registry never said the
+ * URL path that happens to contain `not found`, a `401` on the retry), the registry never said the
  * image is missing, so these win over every permanent rule.
  */
 const TRANSIENT_RULES: readonly Rule[] = [
-  rule('transient', 'rate-limit', /toomanyrequests|too many requests|rate exceeded|pull QPS exceeded/i),
+  rule('transient', 'rate-limit', word('toomanyrequests')),
+  rule('transient', 'rate-limit', /too many requests|rate exceeded|pull QPS exceeded/i),
   rule('transient', 'rate-limit', status('429')),
   rule(
     'transient',
@@ -105,19 +112,20 @@ const TRANSIENT_RULES: readonly Rule[] = [
   rule('transient', 'dns', /no such host|server misbehaving|Temporary failure in name resolution/i),
 ];
 
-/** The registry answered, and the answer will not change by retrying. */
+/** The registry answered, and the answer will not change by retrying. Specific causes first. */
 const PERMANENT_RULES: readonly Rule[] = [
+  rule('permanent', 'invalid-image-name', /invalid reference format|couldn't parse image reference/i),
+  rule('permanent', 'never-pull', /not present with pull policy of Never/i),
+  rule('permanent', 'platform', /no match for platform in manifest/i),
   rule('permanent', 'not-found', /manifest unknown|\bnot found\b|repository does not exist|name unknown/i),
   rule(
     'permanent',
     'access-denied',
-    /pull access denied|insufficient_scope|access to the resource is denied/i,
+    /pull access denied|access to the resource is denied|not authorized to perform/i,
   ),
-  rule('permanent', 'access-denied', /not authorized to perform|\bforbidden\b/i),
+  rule('permanent', 'access-denied', word('insufficient_scope')),
+  rule('permanent', 'access-denied', word('forbidden')),
   rule('permanent', 'access-denied', status('403')),
-  rule('permanent', 'invalid-image-name', /invalid reference format|couldn't parse image reference/i),
-  rule('permanent', 'never-pull', /not present with pull policy of Never/i),
-  rule('permanent', 'platform', /no match for platform in manifest/i),
 ];
 
 /**
@@ -125,8 +133,9 @@ const PERMANENT_RULES: readonly Rule[] = [
  * throttled while refreshing): worth waiting for, but only until the deadline.
  */
 const UNCERTAIN_RULES: readonly Rule[] = [
-  rule('transient', 'auth', /unauthorized|no basic auth credentials/i, true),
   rule('transient', 'auth', status('401'), true),
+  rule('transient', 'auth', word('unauthorized'), true),
+  rule('transient', 'auth', /no basic auth credentials/i, true),
 ];
 
 /** The kubelet's own back-off message without a cause: the pull is being retried. */
