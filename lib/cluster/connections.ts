@@ -1,0 +1,245 @@
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { KubeConfig, type User } from '@kubernetes/client-node';
+import type { AwsCredentialIdentityProvider } from '@smithy/types';
+import { createEksTokenProvider, type EksTokenProvider } from './eks-token.ts';
+
+/** How to reach one cluster's API server. */
+export type ClusterConnection =
+  | { kind: 'kubeconfig'; path?: string; context?: string }
+  | { kind: 'in-cluster' }
+  | { kind: 'eks'; clusterName: string; endpoint: string; caData: string; region: string };
+
+export type EksConnection = Extract<ClusterConnection, { kind: 'eks' }>;
+
+/** The environment variable that holds the JSON map of cluster names to connections. */
+export const CLUSTERS_ENV = 'PODWARDEN_CLUSTERS';
+
+// Cluster names end up in task keys and log lines: keep them to a DNS-label-like alphabet.
+const CLUSTER_KEY = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+const EKS_CLUSTER_NAME = /^[0-9A-Za-z][A-Za-z0-9\-_]{0,99}$/;
+const REGION = /^[a-z]{2}(-[a-z]+)+-\d+$/;
+
+const FIELDS: Record<ClusterConnection['kind'], { required: string[]; optional: string[] }> = {
+  kubeconfig: { required: [], optional: ['path', 'context'] },
+  'in-cluster': { required: [], optional: [] },
+  eks: { required: ['clusterName', 'endpoint', 'caData', 'region'], optional: [] },
+};
+
+/**
+ * Reads `{ "<cluster>": { "kind": "kubeconfig" | "in-cluster" | "eks", ... } }` (a JSON string, e.g.
+ * from PODWARDEN_CLUSTERS, or the parsed value). Every error names the cluster and the field.
+ */
+export function parseClusterConnections(json: string | unknown): Map<string, ClusterConnection> {
+  let value: unknown = json;
+  if (typeof json === 'string') {
+    try {
+      value = JSON.parse(json);
+    } catch (error) {
+      throw new Error(`cluster connections: not valid JSON (${(error as Error).message})`);
+    }
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new Error(
+      'cluster connections: expected a JSON object mapping cluster names to connections, e.g. {"prod": {"kind": "in-cluster"}}',
+    );
+  }
+  const connections = new Map<string, ClusterConnection>();
+  for (const [name, raw] of Object.entries(value)) {
+    if (!CLUSTER_KEY.test(name)) {
+      throw new Error(
+        `cluster connections: cluster name ${JSON.stringify(name)} must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit`,
+      );
+    }
+    connections.set(name, parseConnection(name, raw));
+  }
+  if (connections.size === 0) throw new Error('cluster connections: no cluster is configured');
+  return connections;
+}
+
+function parseConnection(name: string, raw: unknown): ClusterConnection {
+  const where = `cluster "${name}"`;
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new Error(`${where}: connection must be an object with a "kind"`);
+  }
+  const fields = raw as Record<string, unknown>;
+  const kind = fields.kind;
+  if (kind !== 'kubeconfig' && kind !== 'in-cluster' && kind !== 'eks') {
+    throw new Error(
+      `${where}: field "kind" must be "kubeconfig", "in-cluster" or "eks", got ${JSON.stringify(kind)}`,
+    );
+  }
+  const allowed = FIELDS[kind];
+  for (const field of Object.keys(fields)) {
+    if (field !== 'kind' && !allowed.required.includes(field) && !allowed.optional.includes(field)) {
+      const known = [...allowed.required, ...allowed.optional];
+      throw new Error(
+        `${where}: unknown field "${field}" for kind "${kind}" (${known.length ? `known: ${known.join(', ')}` : 'it takes no other fields'})`,
+      );
+    }
+  }
+  for (const field of allowed.required) {
+    if (fields[field] === undefined)
+      throw new Error(`${where}: field "${field}" is required for kind "${kind}"`);
+  }
+  const text = (field: string): string | undefined => {
+    const v = fields[field];
+    if (v === undefined) return undefined;
+    if (typeof v !== 'string' || v.trim() === '') {
+      throw new Error(`${where}: field "${field}" must be a non-empty string`);
+    }
+    return v;
+  };
+
+  switch (kind) {
+    case 'in-cluster':
+      return { kind };
+    case 'kubeconfig': {
+      const path = text('path');
+      const context = text('context');
+      return { kind, ...(path === undefined ? {} : { path }), ...(context === undefined ? {} : { context }) };
+    }
+    case 'eks': {
+      const clusterName = text('clusterName')!;
+      if (!EKS_CLUSTER_NAME.test(clusterName)) {
+        throw new Error(
+          `${where}: field "clusterName" ${JSON.stringify(clusterName)} is not an EKS cluster name (1-100 letters, digits, - or _)`,
+        );
+      }
+      const endpoint = text('endpoint')!;
+      let url: URL;
+      try {
+        url = new URL(endpoint);
+      } catch {
+        throw new Error(`${where}: field "endpoint" ${JSON.stringify(endpoint)} is not a URL`);
+      }
+      if (url.protocol !== 'https:') {
+        throw new Error(
+          `${where}: field "endpoint" must be an https:// URL, got ${JSON.stringify(endpoint)}`,
+        );
+      }
+      const caData = text('caData')!;
+      if (!looksLikeBase64Pem(caData)) {
+        throw new Error(
+          `${where}: field "caData" must be the base64 of a PEM certificate (the cluster's certificateAuthority.data)`,
+        );
+      }
+      const region = text('region')!;
+      if (!REGION.test(region)) {
+        throw new Error(
+          `${where}: field "region" ${JSON.stringify(region)} is not an AWS region such as us-east-1`,
+        );
+      }
+      return { kind, clusterName, endpoint: endpoint.replace(/\/+$/, ''), caData, region };
+    }
+  }
+}
+
+function looksLikeBase64Pem(data: string): boolean {
+  const compact = data.replace(/\s+/g, '');
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(compact)) return false;
+  return Buffer.from(compact, 'base64').toString('latin1').includes('-----BEGIN CERTIFICATE-----');
+}
+
+export interface KubeConfigDeps {
+  /** Credentials for EKS tokens; defaults to the AWS SDK's default chain. */
+  credentials?: AwsCredentialIdentityProvider;
+  /** Replaces the EKS token provider (tests point an eks connection at a local API server). */
+  eksTokenProvider?: (connection: EksConnection) => EksTokenProvider;
+  /** Path prefix for the in-cluster service account files (tests). */
+  inClusterPathPrefix?: string;
+}
+
+const EKS_AUTH_PROVIDER = 'podwarden-eks';
+const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+const SERVICE_ACCOUNT_CA = '/var/run/secrets/kubernetes.io/serviceaccount/ca.crt';
+
+/** Sets the bearer token on every request from the provider, which caches and refreshes it. */
+class EksTokenAuthenticator {
+  readonly #tokens: EksTokenProvider;
+  constructor(tokens: EksTokenProvider) {
+    this.#tokens = tokens;
+  }
+  isAuthProvider(user: User): boolean {
+    return user.authProvider?.name === EKS_AUTH_PROVIDER;
+  }
+  async applyAuthentication(_user: User, opts: { headers?: Record<string, unknown> }): Promise<void> {
+    const { token } = await this.#tokens.getToken();
+    opts.headers ??= {};
+    opts.headers.Authorization = `Bearer ${token}`;
+  }
+}
+
+/**
+ * A client-node KubeConfig for the connection, with its current context set. Reads KUBECONFIG,
+ * HOME and KUBERNETES_SERVICE_HOST/PORT from process.env, as client-node does.
+ */
+export async function kubeConfigFor(
+  connection: ClusterConnection,
+  deps: KubeConfigDeps = {},
+): Promise<KubeConfig> {
+  const env = process.env;
+  const kc = new KubeConfig();
+  switch (connection.kind) {
+    case 'kubeconfig': {
+      const path = connection.path ?? defaultKubeconfigPath(env);
+      if (!existsSync(path)) throw new Error(`kubeconfig ${path} does not exist`);
+      kc.loadFromFile(path);
+      if (connection.context !== undefined) {
+        if (!kc.getContextObject(connection.context)) {
+          const known = kc.getContexts().map((c) => c.name);
+          throw new Error(
+            `kubeconfig ${path} has no context "${connection.context}" (it has: ${known.join(', ') || 'none'})`,
+          );
+        }
+        kc.setCurrentContext(connection.context);
+      }
+      if (!kc.getCurrentCluster()) {
+        throw new Error(`kubeconfig ${path}: the current context names no cluster; set "context"`);
+      }
+      return kc;
+    }
+    case 'in-cluster': {
+      if (!env.KUBERNETES_SERVICE_HOST || !env.KUBERNETES_SERVICE_PORT) {
+        throw new Error(
+          'in-cluster connection: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set (is this running in a pod?)',
+        );
+      }
+      const prefix = deps.inClusterPathPrefix ?? '';
+      for (const file of [SERVICE_ACCOUNT_TOKEN, SERVICE_ACCOUNT_CA]) {
+        if (!existsSync(`${prefix}${file}`)) {
+          throw new Error(
+            `in-cluster connection: ${prefix}${file} is missing (is the service account token mounted in this pod?)`,
+          );
+        }
+      }
+      kc.loadFromCluster(prefix);
+      return kc;
+    }
+    case 'eks': {
+      const tokens =
+        deps.eksTokenProvider?.(connection) ??
+        createEksTokenProvider({
+          clusterName: connection.clusterName,
+          region: connection.region,
+          ...(deps.credentials ? { credentials: deps.credentials } : {}),
+        });
+      const name = `eks-${connection.clusterName}`;
+      kc.loadFromOptions({
+        clusters: [{ name, server: connection.endpoint, caData: connection.caData, skipTLSVerify: false }],
+        users: [{ name, authProvider: { name: EKS_AUTH_PROVIDER, config: {} } }],
+        contexts: [{ name, cluster: name, user: name }],
+        currentContext: name,
+      });
+      kc.addAuthenticator(new EksTokenAuthenticator(tokens));
+      return kc;
+    }
+  }
+}
+
+function defaultKubeconfigPath(env: NodeJS.ProcessEnv): string {
+  // Only the first file of a KUBECONFIG list: merging several is kubectl's job, not a supervisor's.
+  const fromEnv = env.KUBECONFIG?.split(':').find((p) => p.length > 0);
+  return fromEnv ?? join(env.HOME ?? homedir(), '.kube', 'config');
+}
