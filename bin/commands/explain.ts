@@ -1,0 +1,137 @@
+import { readFile } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { parseArgs } from 'node:util';
+import { explainPod, formatExplanation } from '../../lib/core/explain.ts';
+import { DEFAULT_PROFILE, parseProfileName } from '../../lib/core/identity.ts';
+import type { Pod } from '../../lib/core/pod.ts';
+import { parseDuration } from '../../lib/core/policy.ts';
+import { podShapeProblem } from '../../lib/core/read-pod.ts';
+import { type CommandIO, EXIT, UsageError, writeLine } from '../command.ts';
+
+const HELP = `usage: podwarden explain --file <pod.json | -> [--profile airflow-kpo|generic] [--json]
+
+Says which task a pod belongs to and what Podwarden makes of it: running, pending, succeeded,
+failed, disrupted, zombie-sidecar, image-pull-transient, image-pull-permanent or unmanaged.
+
+  -f, --file <path>         the pod as JSON (e.g. kubectl get pod NAME -o json); - reads stdin
+  -p, --profile <name>      task identity profile: airflow-kpo (default) or generic
+      --json                print one JSON object {"task": {...} | null, "verdict": {"kind", "reason"}}
+      --now <time>          judge "how long ago" at this RFC 3339 time instead of the clock
+      --sidecar-grace <d>   sidecar grace before the reaper acts on a zombie (default 5m)
+  -h, --help                show this help
+
+Exit codes: 0 explained, 2 bad arguments or input.`;
+
+async function readAll(stream: Readable): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+async function readPodText(file: string, stdin: Readable): Promise<string> {
+  if (file === '-') return readAll(stdin);
+  try {
+    return await readFile(file, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why =
+      code === 'ENOENT'
+        ? 'no such file'
+        : code === 'EISDIR'
+          ? 'it is a directory'
+          : code === 'EACCES'
+            ? 'permission denied'
+            : (error as Error).message;
+    throw new UsageError(`cannot read pod file ${file}: ${why}`);
+  }
+}
+
+function parsePod(text: string, source: string): Pod {
+  if (text.trim() === '') throw new UsageError(`${source} is empty: expected a Pod as JSON`);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new UsageError(`${source} is not valid JSON: ${(error as Error).message}`);
+  }
+  const problem = podShapeProblem(value);
+  if (problem) throw new UsageError(`${source} is not a Pod: ${problem}`);
+  return value as Pod;
+}
+
+function parseOptions(argv: string[]) {
+  try {
+    return parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        file: { type: 'string', short: 'f' },
+        profile: { type: 'string', short: 'p', default: DEFAULT_PROFILE },
+        json: { type: 'boolean', default: false },
+        now: { type: 'string' },
+        'sidecar-grace': { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    }).values;
+  } catch (error) {
+    // node:util's parseArgs throws TypeErrors with ERR_PARSE_ARGS_* codes and readable messages.
+    if ((error as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
+      const first = (error as Error).message.split('\n')[0] ?? String(error);
+      throw new UsageError(`${first} (see podwarden explain --help)`);
+    }
+    throw error;
+  }
+}
+
+export async function run(argv: string[], io: CommandIO): Promise<number> {
+  try {
+    const options = parseOptions(argv);
+    if (options.help) {
+      writeLine(io.stdout, HELP);
+      return EXIT.ok;
+    }
+    if (options.file === undefined)
+      throw new UsageError('missing --file <pod.json> (use --file - to read stdin)');
+    let profile: ReturnType<typeof parseProfileName>;
+    try {
+      profile = parseProfileName(options.profile);
+    } catch (error) {
+      throw new UsageError(`--profile: ${(error as Error).message}`);
+    }
+    let now: number | undefined;
+    if (options.now !== undefined) {
+      now = Date.parse(options.now);
+      if (Number.isNaN(now))
+        throw new UsageError(`--now ${JSON.stringify(options.now)} is not an RFC 3339 time`);
+    }
+    let sidecarGraceMs: number | undefined;
+    if (options['sidecar-grace'] !== undefined) {
+      sidecarGraceMs = parseDuration(options['sidecar-grace']);
+      if (sidecarGraceMs === undefined) {
+        throw new UsageError(
+          `--sidecar-grace ${JSON.stringify(options['sidecar-grace'])} is not a duration like 90s, 5m or 1h`,
+        );
+      }
+    }
+
+    const source = options.file === '-' ? 'stdin' : options.file;
+    const pod = parsePod(await readPodText(options.file, io.stdin), source);
+    const explanation = explainPod(pod, profile, {
+      ...(now !== undefined && { now }),
+      ...(sidecarGraceMs !== undefined && { sidecarGraceMs }),
+    });
+    if (options.json) {
+      writeLine(io.stdout, JSON.stringify({ task: explanation.task, verdict: explanation.verdict }));
+    } else {
+      writeLine(io.stdout, formatExplanation(explanation));
+    }
+    return EXIT.ok;
+  } catch (error) {
+    if (error instanceof UsageError) {
+      writeLine(io.stderr, `podwarden explain: ${error.message}`);
+      return EXIT.usage;
+    }
+    throw error;
+  }
+}
