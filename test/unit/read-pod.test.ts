@@ -176,10 +176,7 @@ describe('podShapeProblem', () => {
     [{ metadata: { labels: { a: 1 } } }, 'metadata.labels["a"] must be a string, got a number'],
     [{ metadata: {} }, 'missing field spec'],
     [{ metadata: {}, spec: {} }, 'missing field spec.containers'],
-    [
-      { metadata: {}, spec: { containers: [{}] } },
-      'spec.containers[0].name must be a string, got nothing',
-    ],
+    [{ metadata: {}, spec: { containers: [{}] } }, 'spec.containers[0].name must be a string, got nothing'],
     [
       {
         metadata: {},
