@@ -19,6 +19,7 @@ import {
   HISTORY_LIMIT,
   isTerminal,
   type ProfileName,
+  RETIRED_UIDS_LIMIT,
   type TaskId,
   type TaskRecord,
   type TaskState,
@@ -173,18 +174,14 @@ class Run {
   private adopt(pod: Pod, attempt: number): boolean {
     const t = this.t;
     const uid = pod.metadata.uid;
+    if (uid !== undefined && t.retiredUids?.includes(uid)) return false;
     const sameName = pod.metadata.name === t.podName || t.podName === '';
     if (t.podUid !== undefined && uid === t.podUid && sameName) return true;
 
     const d = t.disruption;
     if (d && uid !== undefined && uid === d.podUid) {
-      // The disrupted pod is still there: an earlier "gone" was stale. Wait for it again.
-      if (d.goneAt !== undefined) {
-        delete d.goneAt;
-        delete d.recreateAt;
-        delete d.recreateIssuedAt;
-      }
-      return true;
+      // A uid seen gone never comes back (Kubernetes never reuses one): this sighting is a stale hint.
+      return d.goneAt === undefined;
     }
     if (!sameName) {
       // Another pod for the same try: adopt it only if ours is gone (someone re-created it under a
@@ -195,6 +192,8 @@ class Run {
     if (isTerminal(t.state) && t.state !== 'Deleted') return false;
 
     const previousUid = t.podUid;
+    this.retire(previousUid);
+    this.retire(d?.podUid);
     t.podName = pod.metadata.name ?? t.podName;
     if (uid !== undefined) t.podUid = uid;
     else delete t.podUid;
@@ -223,6 +222,7 @@ class Run {
     t.tryNumber = tryNumber;
     t.attempt = attempt;
     t.recreates = 0;
+    this.retire(t.podUid);
     t.podName = pod.metadata.name ?? '';
     if (pod.metadata.uid) t.podUid = pod.metadata.uid;
     else delete t.podUid;
@@ -238,6 +238,12 @@ class Run {
       delete t.endedAt;
     }
     this.transition('Pending', why);
+  }
+
+  private retire(uid: string | undefined): void {
+    const t = this.t;
+    if (uid === undefined || t.retiredUids?.includes(uid)) return;
+    t.retiredUids = [...(t.retiredUids ?? []), uid].slice(-RETIRED_UIDS_LIMIT);
   }
 
   private resetPodFacts(): void {
@@ -335,12 +341,14 @@ class Run {
     if (podUid !== undefined && t.podUid !== undefined && podUid !== t.podUid) return;
     if (t.mainExitCode !== undefined && t.mainTerminatedAt === undefined) return;
     if (t.goneUnexplainedAt === undefined) {
+      this.retire(t.podUid);
       t.goneUnexplainedAt = this.now;
       this.note(`pod ${podName} vanished without disruption evidence; waiting for a late event`);
     }
   }
 
   private markGone(d: NonNullable<TaskRecord['disruption']>): void {
+    this.retire(d.podUid);
     d.goneAt = this.now;
     d.recreateAt = this.now + recreateBackoffMs(this.t.recreates + 1, this.policy);
   }
@@ -796,24 +804,32 @@ class Run {
   }
 }
 
-/** The next time a timer must look at the task, or undefined when only an event can change it. */
-export function nextDue(t: TaskRecord, policy: Policy, now: number): number | undefined {
+/** The earliest deadline the task is waiting for (a back-off, a grace, a re-check), if any. */
+export function nextDeadline(t: TaskRecord, policy: Policy, now: number): number | undefined {
   if (isTerminal(t.state)) return undefined;
-  const candidates: number[] = [];
   const d = t.disruption;
   if (t.state === 'Recovering' && d) {
-    if (d.recreateAt === undefined)
-      candidates.push(now + RECHECK_MS); // the old pod's deletion event may be lost: look again
-    else if (d.recreateIssuedAt === undefined) candidates.push(d.recreateAt);
-    else candidates.push(d.recreateIssuedAt + RECHECK_MS);
-    return Math.min(...candidates);
+    if (d.recreateAt === undefined) return now + RECHECK_MS; // the old pod's deletion event may be lost
+    return d.recreateIssuedAt === undefined ? d.recreateAt : d.recreateIssuedAt + RECHECK_MS;
   }
+  const candidates: number[] = [];
   if (t.goneUnexplainedAt !== undefined) candidates.push(t.goneUnexplainedAt + policy.goneGraceMs);
   if (t.state === 'WaitingForImage' && t.imagePull)
     candidates.push(Math.min(t.imagePull.nextCheckAt, t.imagePull.deadline));
   if (t.mainTerminatedAt !== undefined) candidates.push(t.mainTerminatedAt + policy.sidecarGraceMs);
   if (!t.mainStarted) candidates.push(t.attemptSince + policy.startupDeadlineMs);
   return candidates.length === 0 ? undefined : Math.min(...candidates);
+}
+
+/**
+ * The next time a timer must look at the task: its next deadline, or else a resync, so that an
+ * unfinished task never depends on a single event that may be lost. Undefined once it has ended.
+ */
+export function nextDue(t: TaskRecord, policy: Policy, now: number): number | undefined {
+  if (isTerminal(t.state)) return undefined;
+  const deadline = nextDeadline(t, policy, now);
+  if (deadline !== undefined) return deadline;
+  return t.dueAt !== undefined && t.dueAt > now ? t.dueAt : now + policy.resyncMs;
 }
 
 /** Keeps only the last schedule-check of a folded decision: one timer per task is enough. */

@@ -17,6 +17,8 @@ export interface Policy {
   sidecarGraceMs: number;
   /** Pods of a finished task still present after this long are reaped. */
   finishedGraceMs: number;
+  /** Every unfinished task is re-read at least this often, even when no event arrives (lost events). */
+  resyncMs: number;
   /** The reaper never touches pods younger than this. */
   reaperMinAgeMs: number;
   /** How long a finished task's record is kept before DynamoDB's TTL removes it. */
@@ -33,6 +35,7 @@ export const DEFAULT_POLICY: Readonly<Policy> = Object.freeze({
   startupDeadlineMs: 3_600_000,
   sidecarGraceMs: 300_000,
   finishedGraceMs: 600_000,
+  resyncMs: 600_000,
   reaperMinAgeMs: 120_000,
   retentionMs: 7 * 24 * 3_600_000,
 });
@@ -50,6 +53,7 @@ export function makePolicy(overrides: Partial<Policy> = {}): Policy {
     }
   }
   if (policy.recreateBackoffBaseMs === 0) throw new PolicyError('policy.recreateBackoffBaseMs must be > 0');
+  if (policy.resyncMs === 0) throw new PolicyError('policy.resyncMs must be > 0');
   if (policy.pullRecheckBaseMs === 0) throw new PolicyError('policy.pullRecheckBaseMs must be > 0');
   if (policy.pullRecheckCapMs < policy.pullRecheckBaseMs) {
     throw new PolicyError('policy.pullRecheckCapMs must be >= policy.pullRecheckBaseMs');

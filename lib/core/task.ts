@@ -117,6 +117,11 @@ export interface TaskRecord {
   recreates: number;
   podName: string;
   podUid?: string;
+  /**
+   * uids this task's pods had before (gone or replaced), newest last. Kubernetes never reuses a uid,
+   * so a sighting of one of these is a stale, reordered event and must not be adopted.
+   */
+  retiredUids?: string[];
   /** The main container has ever been seen running or terminated. */
   mainStarted: boolean;
   mainExitCode?: number;
@@ -147,6 +152,7 @@ export interface TaskRecord {
 }
 
 export const HISTORY_LIMIT = 50;
+export const RETIRED_UIDS_LIMIT = 10;
 
 /** Lets callers log what a task is about without dumping the captured spec. */
 export function describeTask(task: TaskRecord): string {

@@ -7,6 +7,7 @@
 import type { Action, OutboundEvent } from '../core/action.ts';
 import { ATTEMPT_LABEL } from '../core/capture.ts';
 import { decideAll, startTask } from '../core/engine.ts';
+import { identifyPod, PROFILES } from '../core/identity.ts';
 import type { Observation } from '../core/observation.ts';
 import type { Pod } from '../core/pod.ts';
 import type { Policy } from '../core/policy.ts';
@@ -106,8 +107,59 @@ async function reconcileOnce(
   const fresh: Observation[] = [];
   if (pod) fresh.push({ type: 'pod-seen', pod });
   else if (podName) fresh.push({ type: 'pod-gone', podName });
-  const decision = decideAll(record, [...hints, ...fresh], now, deps.policy);
+  let decision = decideAll(record, [...hints, ...fresh], now, deps.policy);
+  if (decision.actions.some((a) => a.kind === 'create-pod')) {
+    // Just before a re-create, ask the API server whether the orchestrator has moved on to a newer
+    // try: such a pod is folded in first, which drops the superseded re-create.
+    const newer = await newerTryPods(deps, decision.task);
+    if (newer.length > 0)
+      decision = decideAll(
+        record,
+        [...newer.map((pod) => ({ type: 'pod-seen' as const, pod })), ...hints, ...fresh],
+        now,
+        deps.policy,
+      );
+  }
   return commit(deps, record, decision.task, decision.actions, now);
+}
+
+/** Live pods of the same task with a higher try number than the record's, newest last. */
+async function newerTryPods(deps: ReconcilerDeps, task: TaskRecord): Promise<Pod[]> {
+  const selector = taskLabelSelector(task);
+  if (!selector) return [];
+  const pods = await deps.cluster.listPods(task.id.cluster, {
+    namespace: task.id.namespace,
+    labelSelector: selector,
+  });
+  return pods
+    .map((pod) => ({ pod, identified: identifyPod(pod, task.profile) }))
+    .filter(
+      ({ identified }) =>
+        identified.kind === 'managed' &&
+        identified.identity.key === task.id.key &&
+        identified.identity.tryNumber > task.tryNumber,
+    )
+    .sort((a, b) =>
+      a.identified.kind === 'managed' && b.identified.kind === 'managed'
+        ? a.identified.identity.tryNumber - b.identified.identity.tryNumber
+        : 0,
+    )
+    .map(({ pod }) => pod);
+}
+
+/** A label selector matching every try of the task, from the labels captured from its pod. */
+export function taskLabelSelector(task: TaskRecord): string | undefined {
+  const labels = task.captured?.metadata.labels;
+  if (!labels) return undefined;
+  const profile = PROFILES[task.profile];
+  const terms = [profile.labelSelector];
+  for (const name of profile.identityLabels) {
+    const value = labels[name];
+    if (value !== undefined) terms.push(`${name}=${value}`);
+    else if (name in profile.optionalIdentityLabels) terms.push(`!${name}`);
+    else return undefined;
+  }
+  return terms.join(',');
 }
 
 /** Saves the decided record (with its new events in the outbox), then performs the actions. */
