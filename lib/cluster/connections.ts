@@ -58,6 +58,23 @@ export function parseClusterConnections(json: string | unknown): Map<string, Clu
   return connections;
 }
 
+/** The connections in PODWARDEN_CLUSTERS, with an error that says so when it is unset. */
+export function clusterConnectionsFromEnv(
+  env: NodeJS.ProcessEnv = process.env,
+): Map<string, ClusterConnection> {
+  const json = env[CLUSTERS_ENV];
+  if (json === undefined || json.trim() === '') {
+    throw new Error(
+      `${CLUSTERS_ENV} is not set: give it a JSON object of cluster names to connections, e.g. {"prod": {"kind": "eks", "clusterName": "...", "endpoint": "https://...", "caData": "...", "region": "..."}}`,
+    );
+  }
+  try {
+    return parseClusterConnections(json);
+  } catch (error) {
+    throw new Error(`${CLUSTERS_ENV}: ${(error as Error).message}`);
+  }
+}
+
 function parseConnection(name: string, raw: unknown): ClusterConnection {
   const where = `cluster "${name}"`;
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {

@@ -6,6 +6,7 @@ import { ApiException, KubeConfig, RequestContext } from '@kubernetes/client-nod
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   type ClusterConnection,
+  clusterConnectionsFromEnv,
   kubeConfigFor,
   parseClusterConnections,
 } from '../../lib/cluster/connections.ts';
@@ -51,6 +52,18 @@ describe('parseClusterConnections', () => {
       ...EKS,
       endpoint: 'https://ABC123.gr7.eu-west-1.eks.amazonaws.com',
     });
+  });
+
+  it('reads PODWARDEN_CLUSTERS and says so when it is unset or wrong', () => {
+    expect(
+      clusterConnectionsFromEnv({ PODWARDEN_CLUSTERS: '{"a": {"kind": "in-cluster"}}' }).get('a'),
+    ).toEqual({
+      kind: 'in-cluster',
+    });
+    expect(() => clusterConnectionsFromEnv({})).toThrow(/PODWARDEN_CLUSTERS is not set/);
+    expect(() => clusterConnectionsFromEnv({ PODWARDEN_CLUSTERS: '{"a": {}}' })).toThrow(
+      /^PODWARDEN_CLUSTERS: cluster "a": field "kind"/,
+    );
   });
 
   it('accepts an already parsed value', () => {
