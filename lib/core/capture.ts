@@ -1,8 +1,9 @@
+import { LABELS } from './identity.ts';
 import type { Pod } from './pod.ts';
 import type { CapturedPod } from './task.ts';
 
-/** Labels Podwarden writes on pods it re-creates. */
-export const ATTEMPT_LABEL = 'podwarden.io/attempt';
+/** The label carrying Podwarden's attempt number on the pods it re-creates. */
+export const ATTEMPT_LABEL = LABELS.attempt;
 /** Annotation naming the pod uid a re-created pod replaces, for operators following the trail. */
 export const REPLACES_ANNOTATION = 'podwarden.io/replaces-uid';
 

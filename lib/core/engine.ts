@@ -7,7 +7,7 @@
  */
 import type { Action, OutboundEvent, OutboundEventType, ReapRule } from './action.ts';
 import { capturePod, podForAttempt } from './capture.ts';
-import { ANNOTATIONS, identifyPod, mainContainerName, readOverrides } from './identity.ts';
+import { identifyPod, mainContainerName, readOverrides } from './identity.ts';
 import { classifyPullError, isImagePullReason } from './image-pull.ts';
 import type { Observation } from './observation.ts';
 import type { Pod } from './pod.ts';
@@ -601,7 +601,7 @@ class Run {
   }
 
   private isProtected(pod: Pod): boolean {
-    return this.t.overrides.protect || pod.metadata.annotations?.[ANNOTATIONS.protect] === 'true';
+    return this.t.overrides.protect || readOverrides(pod).overrides.protect;
   }
 
   // ---- time-based evaluation, after every observation ---------------------------------------

@@ -311,8 +311,10 @@ export function readOverrides(pod: Pod): { overrides: TaskOverrides; problems: s
     const text = protect.trim().toLowerCase();
     if (text === 'true') overrides.protect = true;
     else if (text !== 'false') {
+      // Safe by default: someone tried to protect this pod, so an unreadable value protects it.
+      overrides.protect = true;
       problems.push(
-        `annotation ${ANNOTATIONS.protect}=${JSON.stringify(protect)} is not true or false; using false`,
+        `annotation ${ANNOTATIONS.protect}=${JSON.stringify(protect)} is not true or false; treating the pod as protected`,
       );
     }
   }

@@ -389,11 +389,11 @@ describe('readOverrides', () => {
       },
     );
     const { overrides, problems } = readOverrides(annotated);
-    expect(overrides).toEqual({ recreate: 'always', protect: false });
+    expect(overrides).toEqual({ recreate: 'always', protect: true });
     expect(problems).toEqual([
       'annotation podwarden.io/recreate="sometimes" is not one of always, before-start, never; using always',
       'annotation podwarden.io/pull-deadline="soon" is not a duration like 90s, 15m or 2h; using the policy default',
-      'annotation podwarden.io/protect="yes" is not true or false; using false',
+      'annotation podwarden.io/protect="yes" is not true or false; treating the pod as protected',
     ]);
   });
 });
