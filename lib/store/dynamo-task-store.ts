@@ -1,0 +1,417 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  BatchGetItemCommand,
+  BatchWriteItemCommand,
+  type DynamoDBClient,
+  GetItemCommand,
+  PutItemCommand,
+  QueryCommand,
+  type TransactWriteItem,
+  TransactWriteItemsCommand,
+  type WriteRequest,
+} from '@aws-sdk/client-dynamodb';
+import { DEFAULT_POLICY } from '../core/policy.ts';
+import { type AuditEntry, type TaskStore, VersionConflictError } from '../core/ports.ts';
+import type { TaskId, TaskRecord } from '../core/task.ts';
+import {
+  AUDIT_SORT_PREFIX,
+  assertTableName,
+  DEFAULT_DUE_SHARDS,
+  DUE_AT_ATTRIBUTE,
+  DUE_INDEX_NAME,
+  DUE_SHARD_ATTRIBUTE,
+  dueShardName,
+  MAX_DUE_SHARDS,
+  PARTITION_KEY,
+  SEEN_SORT_KEY,
+  SORT_KEY,
+  StoreInputError,
+  seenPartitionKey,
+  TTL_ATTRIBUTE,
+  taskPartitionKey,
+} from './schema.ts';
+import {
+  epochSeconds,
+  fromAuditItem,
+  fromTaskItem,
+  type Item,
+  POD_INDEXED_ATTRIBUTE,
+  podItemKey,
+  TASK_KEY_ATTRIBUTE,
+  taskItemKey,
+  toAuditItem,
+  toPodItem,
+  toTaskItem,
+} from './task-item.ts';
+
+export interface DynamoTaskStoreOptions {
+  client: DynamoDBClient;
+  tableName: string;
+  /** How long finished tasks, their pod pointers and audit lines are kept; default the policy's. */
+  retentionMs?: number;
+  /** Shards of the due-timer index; see DEFAULT_DUE_SHARDS before changing it on a live table. */
+  shards?: number;
+}
+
+export const DEFAULT_AUDIT_LIMIT = 100;
+/** DynamoDB's limits per BatchWriteItem and BatchGetItem call. */
+const BATCH_WRITE_MAX = 25;
+const BATCH_GET_MAX = 100;
+/** Unprocessed batch items are what DynamoDB returns instead of a throttling error; retry them. */
+const BATCH_RETRIES = 8;
+const BATCH_BACKOFF_BASE_MS = 50;
+const BATCH_BACKOFF_CAP_MS = 2_000;
+
+/**
+ * The TaskStore on one DynamoDB table (layout in schema.ts).
+ *
+ * Every record write is conditional on the version that was read; losing the race throws
+ * VersionConflictError and the caller re-reads, so nothing is ever overwritten blindly. Errors
+ * other than a failed condition propagate unchanged (the SDK has already retried throttling), and
+ * since every write is a single PutItem or one transaction, a failed write leaves the table as it
+ * was.
+ */
+export class DynamoTaskStore implements TaskStore {
+  readonly tableName: string;
+  readonly retentionMs: number;
+  readonly shards: number;
+  readonly #client: DynamoDBClient;
+
+  constructor(options: DynamoTaskStoreOptions) {
+    if (typeof options !== 'object' || options === null) {
+      throw new StoreInputError('DynamoTaskStore needs options { client, tableName, retentionMs?, shards? }');
+    }
+    const {
+      client,
+      tableName,
+      retentionMs = DEFAULT_POLICY.retentionMs,
+      shards = DEFAULT_DUE_SHARDS,
+    } = options;
+    if (typeof client !== 'object' || client === null || typeof client.send !== 'function') {
+      throw new StoreInputError('DynamoTaskStore options.client must be a DynamoDBClient');
+    }
+    try {
+      assertTableName(tableName);
+    } catch (error) {
+      throw new StoreInputError(`DynamoTaskStore options.${(error as Error).message}`);
+    }
+    if (!Number.isSafeInteger(retentionMs) || retentionMs <= 0) {
+      throw new StoreInputError(
+        `DynamoTaskStore options.retentionMs must be a positive whole number of milliseconds, got ${retentionMs}`,
+      );
+    }
+    if (!Number.isSafeInteger(shards) || shards < 1 || shards > MAX_DUE_SHARDS) {
+      throw new StoreInputError(
+        `DynamoTaskStore options.shards must be a whole number from 1 to ${MAX_DUE_SHARDS}, got ${shards}`,
+      );
+    }
+    this.#client = client;
+    this.tableName = tableName;
+    this.retentionMs = retentionMs;
+    this.shards = shards;
+  }
+
+  async get(id: TaskId): Promise<TaskRecord | undefined> {
+    const { Item: item } = await this.#client.send(
+      new GetItemCommand({
+        TableName: this.tableName,
+        Key: taskItemKey(taskPartitionKey(id)),
+        ConsistentRead: true,
+      }),
+    );
+    return item ? fromTaskItem(item) : undefined;
+  }
+
+  /**
+   * Writes the task item, and keeps the pod pointer that `findByPod` reads in step with it.
+   *
+   * The pointer is an item of its own (PK `POD#...`), read with a consistent read, so an event that
+   * names a pod finds its task right after the task is written; an index would be only eventually
+   * consistent. The task item remembers which pointer it last wrote (`podIndexed`: pod name and
+   * expiry). The usual write, same pod and same liveness, is one conditional PutItem on
+   * `version` and `podIndexed`. When the pod name or the expiry changes (a new task, a new try, a
+   * task ending), that condition fails and the write becomes one transaction: the task put
+   * (conditional on the version), the new pointer, and an expiry for the previous pod's pointer.
+   */
+  async put(record: TaskRecord, now: number): Promise<TaskRecord> {
+    const prepared = toTaskItem(record, { shards: this.shards, retentionMs: this.retentionMs, now });
+    const stored: TaskRecord = { ...record, version: record.version + 1 };
+    if (record.version === 0) {
+      await this.#putWithPointer(record, prepared, now, undefined);
+      return stored;
+    }
+    try {
+      await this.#client.send(
+        new PutItemCommand({
+          TableName: this.tableName,
+          Item: prepared.item,
+          ConditionExpression: '#version = :expected AND #podIndexed = :podMarker',
+          ExpressionAttributeNames: { '#version': 'version', '#podIndexed': POD_INDEXED_ATTRIBUTE },
+          ExpressionAttributeValues: {
+            ':expected': { N: String(record.version) },
+            ':podMarker': { S: prepared.podMarker },
+          },
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        }),
+      );
+      return stored;
+    } catch (error) {
+      if (!isConditionalCheckFailure(error)) throw error;
+      const old = (error as { Item?: Item }).Item;
+      if (old?.version?.N !== String(record.version))
+        throw new VersionConflictError(record.id, record.version);
+      await this.#putWithPointer(record, prepared, now, old.podName?.S);
+      return stored;
+    }
+  }
+
+  async #putWithPointer(
+    record: TaskRecord,
+    prepared: ReturnType<typeof toTaskItem>,
+    now: number,
+    previousPodName: string | undefined,
+  ): Promise<void> {
+    const taskKey = prepared.key[PARTITION_KEY]!.S!;
+    const taskPut: TransactWriteItem = {
+      Put: {
+        TableName: this.tableName,
+        Item: prepared.item,
+        ...(record.version === 0
+          ? {
+              ConditionExpression: 'attribute_not_exists(#pk)',
+              ExpressionAttributeNames: { '#pk': PARTITION_KEY },
+            }
+          : {
+              ConditionExpression: '#version = :expected',
+              ExpressionAttributeNames: { '#version': 'version' },
+              ExpressionAttributeValues: { ':expected': { N: String(record.version) } },
+            }),
+      },
+    };
+    const pointerPut: TransactWriteItem = {
+      Put: { TableName: this.tableName, Item: toPodItem(record, taskKey, prepared.expiresAt, now) },
+    };
+    const items = [taskPut, pointerPut];
+    if (previousPodName !== undefined && previousPodName !== record.podName) {
+      // The old pointer keeps answering for the old pod (late events about it) until it expires;
+      // only if it is still ours: another task may have taken the name since.
+      items.push({
+        Update: {
+          TableName: this.tableName,
+          Key: podItemKey(record.id.cluster, record.id.namespace, previousPodName),
+          UpdateExpression: 'SET #expiresAt = :expiresAt',
+          ConditionExpression: '#taskPK = :taskPK AND attribute_not_exists(#expiresAt)',
+          ExpressionAttributeNames: { '#expiresAt': TTL_ATTRIBUTE, '#taskPK': TASK_KEY_ATTRIBUTE },
+          ExpressionAttributeValues: {
+            ':expiresAt': { N: String(epochSeconds(now + this.retentionMs)) },
+            ':taskPK': { S: taskKey },
+          },
+        },
+      });
+    }
+    try {
+      await this.#client.send(new TransactWriteItemsCommand({ TransactItems: items }));
+    } catch (error) {
+      const reasons = cancellationReasons(error);
+      if (reasons === undefined) throw error;
+      // TransactionConflict on the task item: another writer's transaction on it was in flight. The
+      // right reaction is the same as for a changed version, re-read and re-decide, so say so.
+      if (reasons[0] === 'ConditionalCheckFailed' || reasons[0] === 'TransactionConflict') {
+        throw new VersionConflictError(record.id, record.version);
+      }
+      if (reasons.length === 3 && reasons[2] === 'ConditionalCheckFailed') {
+        // The old pointer is no longer ours, or already expires: leave it to its owner.
+        await this.#client.send(new TransactWriteItemsCommand({ TransactItems: items.slice(0, 2) }));
+        return;
+      }
+      throw error;
+    }
+  }
+
+  async due(now: number, limit: number): Promise<TaskRecord[]> {
+    if (!Number.isFinite(now)) throw new StoreInputError(`due: now must be epoch milliseconds, got ${now}`);
+    if (!Number.isSafeInteger(limit) || limit < 1) {
+      throw new StoreInputError(`due: limit must be a positive whole number, got ${limit}`);
+    }
+    const shardNames = Array.from({ length: this.shards }, (_, shard) => dueShardName(shard));
+    const perShard = await Promise.all(shardNames.map((shard) => this.#dueKeys(shard, now, limit)));
+    const candidates = perShard
+      .flat()
+      .sort((a, b) => a.dueAt - b.dueAt || compareStrings(a.taskKey, b.taskKey))
+      .slice(0, limit);
+    // The index is eventually consistent: re-read each candidate and keep it only if it is still due.
+    const records = await this.#batchGetTasks(candidates.map((candidate) => candidate.taskKey));
+    return records
+      .filter((record) => record.dueAt !== undefined && record.dueAt <= now)
+      .sort((a, b) => a.dueAt! - b.dueAt! || compareStrings(taskPartitionKey(a.id), taskPartitionKey(b.id)));
+  }
+
+  async #dueKeys(
+    shard: string,
+    now: number,
+    limit: number,
+  ): Promise<Array<{ taskKey: string; dueAt: number }>> {
+    const keys: Array<{ taskKey: string; dueAt: number }> = [];
+    let startKey: Item | undefined;
+    do {
+      const page = await this.#client.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          IndexName: DUE_INDEX_NAME,
+          KeyConditionExpression: '#shard = :shard AND #dueAt <= :now',
+          ExpressionAttributeNames: { '#shard': DUE_SHARD_ATTRIBUTE, '#dueAt': DUE_AT_ATTRIBUTE },
+          ExpressionAttributeValues: { ':shard': { S: shard }, ':now': { N: String(now) } },
+          ScanIndexForward: true,
+          Limit: limit - keys.length,
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      for (const item of page.Items ?? []) {
+        keys.push({ taskKey: item[PARTITION_KEY]!.S!, dueAt: Number(item[DUE_AT_ATTRIBUTE]!.N) });
+      }
+      startKey = page.LastEvaluatedKey;
+    } while (startKey !== undefined && keys.length < limit);
+    return keys;
+  }
+
+  async #batchGetTasks(taskKeys: string[]): Promise<TaskRecord[]> {
+    const records: TaskRecord[] = [];
+    for (let start = 0; start < taskKeys.length; start += BATCH_GET_MAX) {
+      let pending: Item[] = taskKeys.slice(start, start + BATCH_GET_MAX).map(taskItemKey);
+      for (let attempt = 0; pending.length > 0; attempt++) {
+        if (attempt > BATCH_RETRIES) {
+          throw new Error(
+            `BatchGetItem left ${pending.length} keys unprocessed after ${BATCH_RETRIES} retries`,
+          );
+        }
+        if (attempt > 0) await backoff(attempt);
+        const response = await this.#client.send(
+          new BatchGetItemCommand({
+            RequestItems: { [this.tableName]: { Keys: pending, ConsistentRead: true } },
+          }),
+        );
+        for (const item of response.Responses?.[this.tableName] ?? []) records.push(fromTaskItem(item));
+        pending = response.UnprocessedKeys?.[this.tableName]?.Keys ?? [];
+      }
+    }
+    return records;
+  }
+
+  async findByPod(cluster: string, namespace: string, podName: string): Promise<TaskRecord | undefined> {
+    const { Item: pointer } = await this.#client.send(
+      new GetItemCommand({
+        TableName: this.tableName,
+        Key: podItemKey(cluster, namespace, podName),
+        ConsistentRead: true,
+      }),
+    );
+    const taskKey = pointer?.[TASK_KEY_ATTRIBUTE]?.S;
+    if (taskKey === undefined) return undefined;
+    const { Item: item } = await this.#client.send(
+      new GetItemCommand({ TableName: this.tableName, Key: taskItemKey(taskKey), ConsistentRead: true }),
+    );
+    return item ? fromTaskItem(item) : undefined;
+  }
+
+  async appendAudit(id: TaskId, entries: AuditEntry[]): Promise<void> {
+    if (!Array.isArray(entries)) throw new StoreInputError('appendAudit: entries must be an array');
+    const taskKey = taskPartitionKey(id);
+    const unique = randomUUID();
+    const requests: WriteRequest[] = entries.map((entry, sequence) => ({
+      PutRequest: { Item: toAuditItem(taskKey, entry, sequence, unique, this.retentionMs) },
+    }));
+    for (let start = 0; start < requests.length; start += BATCH_WRITE_MAX) {
+      let pending = requests.slice(start, start + BATCH_WRITE_MAX);
+      for (let attempt = 0; pending.length > 0; attempt++) {
+        if (attempt > BATCH_RETRIES) {
+          throw new Error(
+            `BatchWriteItem left ${pending.length} audit items of ${id.cluster}/${id.namespace}/${id.key} unprocessed after ${BATCH_RETRIES} retries`,
+          );
+        }
+        if (attempt > 0) await backoff(attempt);
+        const response = await this.#client.send(
+          new BatchWriteItemCommand({ RequestItems: { [this.tableName]: pending } }),
+        );
+        pending = response.UnprocessedItems?.[this.tableName] ?? [];
+      }
+    }
+  }
+
+  /** Newest first. */
+  async listAudit(id: TaskId, limit = DEFAULT_AUDIT_LIMIT): Promise<AuditEntry[]> {
+    if (!Number.isSafeInteger(limit) || limit < 1) {
+      throw new StoreInputError(`listAudit: limit must be a positive whole number, got ${limit}`);
+    }
+    const entries: AuditEntry[] = [];
+    let startKey: Item | undefined;
+    do {
+      const page = await this.#client.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          KeyConditionExpression: '#pk = :pk AND begins_with(#sk, :prefix)',
+          ExpressionAttributeNames: { '#pk': PARTITION_KEY, '#sk': SORT_KEY },
+          ExpressionAttributeValues: {
+            ':pk': { S: taskPartitionKey(id) },
+            ':prefix': { S: AUDIT_SORT_PREFIX },
+          },
+          ScanIndexForward: false,
+          Limit: limit - entries.length,
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      for (const item of page.Items ?? []) entries.push(fromAuditItem(item));
+      startKey = page.LastEvaluatedKey;
+    } while (startKey !== undefined && entries.length < limit);
+    return entries;
+  }
+
+  async markSeen(eventId: string, now: number, ttlMs: number): Promise<boolean> {
+    const key = seenPartitionKey(eventId);
+    if (!Number.isFinite(now) || now < 0)
+      throw new StoreInputError(`markSeen: now must be epoch milliseconds, got ${now}`);
+    if (!Number.isFinite(ttlMs) || ttlMs <= 0) {
+      throw new StoreInputError(`markSeen: ttlMs must be a positive number of milliseconds, got ${ttlMs}`);
+    }
+    try {
+      await this.#client.send(
+        new PutItemCommand({
+          TableName: this.tableName,
+          Item: {
+            [PARTITION_KEY]: { S: key },
+            [SORT_KEY]: { S: SEEN_SORT_KEY },
+            [TTL_ATTRIBUTE]: { N: String(epochSeconds(now + ttlMs)) },
+          },
+          // TTL deletes expired items only eventually, so an expired one counts as not seen.
+          ConditionExpression: 'attribute_not_exists(#pk) OR #expiresAt <= :nowSeconds',
+          ExpressionAttributeNames: { '#pk': PARTITION_KEY, '#expiresAt': TTL_ATTRIBUTE },
+          ExpressionAttributeValues: { ':nowSeconds': { N: String(Math.floor(now / 1000)) } },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionalCheckFailure(error)) return false;
+      throw error;
+    }
+  }
+}
+
+function isConditionalCheckFailure(error: unknown): boolean {
+  return (error as { name?: unknown } | null)?.name === 'ConditionalCheckFailedException';
+}
+
+/** The per-item cancellation codes of a cancelled transaction; undefined for any other error. */
+function cancellationReasons(error: unknown): string[] | undefined {
+  const cancelled = error as { name?: unknown; CancellationReasons?: Array<{ Code?: string }> } | null;
+  if (cancelled?.name !== 'TransactionCanceledException') return undefined;
+  return (cancelled.CancellationReasons ?? []).map((reason) => reason.Code ?? 'None');
+}
+
+function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function backoff(attempt: number): Promise<void> {
+  const ceiling = Math.min(BATCH_BACKOFF_CAP_MS, BATCH_BACKOFF_BASE_MS * 2 ** (attempt - 1));
+  return sleep(Math.random() * ceiling);
+}

@@ -1,0 +1,160 @@
+import { createHash } from 'node:crypto';
+import type { CreateTableCommandInput, UpdateTimeToLiveCommandInput } from '@aws-sdk/client-dynamodb';
+import type { TaskId } from '../core/task.ts';
+
+/**
+ * The one table's layout. The store, the integration tests and the CDK stack all build the table
+ * from `tableDefinition`, so the three cannot drift apart.
+ *
+ * | item        | PK                                  | SK                          |
+ * |-------------|-------------------------------------|-----------------------------|
+ * | task        | TASK#<cluster>#<namespace>#<key>    | TASK                        |
+ * | audit line  | TASK#<cluster>#<namespace>#<key>    | AUDIT#<at, 15 digits>#<seq> |
+ * | pod pointer | POD#<cluster>#<namespace>#<podName> | POD                         |
+ * | seen event  | SEEN#<eventId>                      | SEEN                        |
+ *
+ * Task items that have a `dueAt` also carry `dueShard` (DUE#<n>), which puts them in the sparse
+ * due-timer index (partition `dueShard`, sort `dueAt`): the timer queries each shard for
+ * `dueAt <= now` and never scans. Sharding spreads the timer's reads and the index's writes over
+ * several partitions instead of one hot `DUE` partition.
+ */
+export const PARTITION_KEY = 'PK';
+export const SORT_KEY = 'SK';
+export const DUE_INDEX_NAME = 'due-timers';
+export const DUE_SHARD_ATTRIBUTE = 'dueShard';
+export const DUE_AT_ATTRIBUTE = 'dueAt';
+/** Epoch seconds; DynamoDB's TTL deletes the item some time after it passes. */
+export const TTL_ATTRIBUTE = 'expiresAt';
+
+/**
+ * Shards of the due-timer index. Raising the count later is safe (records keep their old shard,
+ * which is still queried); lowering it would hide records in the dropped shards until rewritten.
+ */
+export const DEFAULT_DUE_SHARDS = 8;
+export const MAX_DUE_SHARDS = 64;
+
+export const TASK_SORT_KEY = 'TASK';
+export const POD_SORT_KEY = 'POD';
+export const SEEN_SORT_KEY = 'SEEN';
+export const AUDIT_SORT_PREFIX = 'AUDIT#';
+
+/** DynamoDB's limit for a partition key value. */
+const MAX_PARTITION_KEY_BYTES = 2048;
+const TABLE_NAME = /^[A-Za-z0-9_.-]{3,255}$/;
+
+/** Input the store cannot turn into a key or an item without losing or mixing up data. */
+export class StoreInputError extends Error {
+  override name = 'StoreInputError';
+}
+
+export function assertTableName(tableName: unknown): asserts tableName is string {
+  if (typeof tableName !== 'string' || !TABLE_NAME.test(tableName)) {
+    throw new StoreInputError(
+      `tableName must be 3-255 characters of A-Z a-z 0-9 _ . -, got ${JSON.stringify(tableName)}`,
+    );
+  }
+}
+
+/** Key parts are joined with `#`, so a part containing `#` could alias another task's key. */
+function keyPart(what: string, value: unknown): string {
+  if (typeof value !== 'string' || value === '') {
+    throw new StoreInputError(`${what} must be a non-empty string, got ${JSON.stringify(value)}`);
+  }
+  if (value.includes('#'))
+    throw new StoreInputError(`${what} must not contain '#', got ${JSON.stringify(value)}`);
+  return value;
+}
+
+function partitionKey(what: string, key: string): string {
+  const bytes = Buffer.byteLength(key, 'utf8');
+  if (bytes > MAX_PARTITION_KEY_BYTES) {
+    throw new StoreInputError(
+      `${what} makes a ${bytes}-byte key, over DynamoDB's ${MAX_PARTITION_KEY_BYTES}`,
+    );
+  }
+  return key;
+}
+
+export function taskPartitionKey(id: TaskId): string {
+  if (typeof id !== 'object' || id === null)
+    throw new StoreInputError(`task id must be an object, got ${id}`);
+  if (typeof id.key !== 'string' || id.key === '') {
+    throw new StoreInputError(`task id key must be a non-empty string, got ${JSON.stringify(id.key)}`);
+  }
+  // The key is last, so it may contain '#' without making two ids share a partition key.
+  return partitionKey(
+    `task id ${id.cluster}/${id.namespace}/${id.key}`,
+    `TASK#${keyPart('cluster', id.cluster)}#${keyPart('namespace', id.namespace)}#${id.key}`,
+  );
+}
+
+export function podPartitionKey(cluster: string, namespace: string, podName: string): string {
+  return partitionKey(
+    `pod ${cluster}/${namespace}/${podName}`,
+    `POD#${keyPart('cluster', cluster)}#${keyPart('namespace', namespace)}#${keyPart('pod name', podName)}`,
+  );
+}
+
+export function seenPartitionKey(eventId: string): string {
+  if (typeof eventId !== 'string' || eventId === '') {
+    throw new StoreInputError(`event id must be a non-empty string, got ${JSON.stringify(eventId)}`);
+  }
+  return partitionKey('event id', `SEEN#${eventId}`);
+}
+
+/**
+ * Zero-padded so that the string order of sort keys is the time order; `sequence` keeps the order
+ * of entries written in one call, `unique` keeps entries of concurrent writers apart.
+ */
+export function auditSortKey(at: number, sequence: number, unique: string): string {
+  return `${AUDIT_SORT_PREFIX}${String(at).padStart(15, '0')}#${String(sequence).padStart(4, '0')}#${unique}`;
+}
+
+/** A stable shard for a task: the same partition key always lands in the same `DUE#<n>`. */
+export function dueShardOf(taskKey: string, shards: number): string {
+  const hash = createHash('sha256').update(taskKey).digest().readUInt32BE(0);
+  return dueShardName(hash % shards);
+}
+
+export function dueShardName(shard: number): string {
+  return `DUE#${shard}`;
+}
+
+export function tableDefinition(tableName: string): CreateTableCommandInput {
+  assertTableName(tableName);
+  return {
+    TableName: tableName,
+    BillingMode: 'PAY_PER_REQUEST',
+    AttributeDefinitions: [
+      { AttributeName: PARTITION_KEY, AttributeType: 'S' },
+      { AttributeName: SORT_KEY, AttributeType: 'S' },
+      { AttributeName: DUE_SHARD_ATTRIBUTE, AttributeType: 'S' },
+      { AttributeName: DUE_AT_ATTRIBUTE, AttributeType: 'N' },
+    ],
+    KeySchema: [
+      { AttributeName: PARTITION_KEY, KeyType: 'HASH' },
+      { AttributeName: SORT_KEY, KeyType: 'RANGE' },
+    ],
+    GlobalSecondaryIndexes: [
+      {
+        IndexName: DUE_INDEX_NAME,
+        KeySchema: [
+          { AttributeName: DUE_SHARD_ATTRIBUTE, KeyType: 'HASH' },
+          { AttributeName: DUE_AT_ATTRIBUTE, KeyType: 'RANGE' },
+        ],
+        // Keys only: the timer re-reads each due task with a consistent read anyway (the index is
+        // eventually consistent), so copying whole records, captured specs included, into the
+        // index would double their write cost for nothing.
+        Projection: { ProjectionType: 'KEYS_ONLY' },
+      },
+    ],
+  };
+}
+
+export function timeToLiveDefinition(tableName: string): UpdateTimeToLiveCommandInput {
+  assertTableName(tableName);
+  return {
+    TableName: tableName,
+    TimeToLiveSpecification: { Enabled: true, AttributeName: TTL_ATTRIBUTE },
+  };
+}

