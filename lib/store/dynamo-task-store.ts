@@ -39,6 +39,7 @@ import {
   POD_INDEXED_ATTRIBUTE,
   podItemKey,
   TASK_KEY_ATTRIBUTE,
+  type TaskItem,
   taskItemKey,
   toAuditItem,
   toPodItem,
@@ -168,7 +169,7 @@ export class DynamoTaskStore implements TaskStore {
 
   async #putWithPointer(
     record: TaskRecord,
-    prepared: ReturnType<typeof toTaskItem>,
+    prepared: TaskItem,
     now: number,
     previousPodName: string | undefined,
   ): Promise<void> {
