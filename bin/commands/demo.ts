@@ -12,7 +12,7 @@ import { makePolicy } from '../../lib/core/policy.ts';
 import type { TaskRecord } from '../../lib/core/task.ts';
 import { startDynamoDbLocal } from '../../lib/devcluster/dynamodb-local.ts';
 import { priorityClasses, startControlPlane, taskPodManifest } from '../../lib/devcluster/index.ts';
-import { pollOnce } from '../../lib/local/poller.ts';
+import { Poller } from '../../lib/local/poller.ts';
 import type { ReconcilerDeps } from '../../lib/reconciler/reconcile.ts';
 import { DynamoTaskStore } from '../../lib/store/dynamo-task-store.ts';
 import { tableDefinition } from '../../lib/store/schema.ts';
@@ -86,6 +86,7 @@ class Demo {
   readonly deps: ReconcilerDeps;
   readonly kc: KubeConfig;
   readonly say: (line: string) => void;
+  readonly poller: Poller;
 
   constructor(kc: KubeConfig, client: DynamoDBClient, say: (line: string) => void) {
     this.kc = kc;
@@ -109,6 +110,12 @@ class Demo {
       actor: 'cli:demo',
       log: { info() {}, warn() {}, error() {} },
     };
+    this.poller = new Poller(this.deps, {
+      cluster: CLUSTER,
+      namespace: NAMESPACE,
+      profile: 'airflow-kpo',
+      maxDeletes: 10,
+    });
   }
 
   announce(event: OutboundEvent): void {
@@ -147,11 +154,7 @@ class Demo {
     const deadline = Date.now() + timeoutMs;
     let lastState = '';
     for (;;) {
-      await pollOnce(
-        this.deps,
-        { cluster: CLUSTER, namespace: NAMESPACE, profile: 'airflow-kpo', maxDeletes: 10 },
-        reaper,
-      );
+      await this.poller.poll(reaper);
       const task = await this.store.get({
         cluster: CLUSTER,
         namespace: NAMESPACE,

@@ -90,21 +90,38 @@ async function reconcileOnce(
   hints: Observation[],
 ): Promise<ReconcileResult> {
   const now = deps.clock();
-  let record = target.taskId
-    ? await deps.store.get(target.taskId)
-    : target.podName
-      ? await deps.store.findByPod(target.cluster, target.namespace, target.podName)
+  const { cluster, namespace } = target;
+  // The pod's labels name its task; the pod index is only for a pod that is already gone.
+  const targetPod = target.podName
+    ? await deps.cluster.getPod(cluster, namespace, target.podName)
+    : undefined;
+  const identified = targetPod ? identifyPod(targetPod, target.profile) : undefined;
+  const id =
+    target.taskId ??
+    (identified?.kind === 'managed' ? { cluster, namespace, key: identified.identity.key } : undefined);
+  let record = id
+    ? await deps.store.get(id)
+    : target.podName && !targetPod
+      ? await deps.store.findByPod(cluster, namespace, target.podName)
       : undefined;
-  const podName = record?.podName || target.podName;
-  const pod = podName ? await deps.cluster.getPod(target.cluster, target.namespace, podName) : undefined;
-
   if (!record) {
-    record = pod ? startTask(pod, target.profile, target.cluster, now) : undefined;
+    record = targetPod ? startTask(targetPod, target.profile, cluster, now) : undefined;
     if (!record)
-      return { actions: [], skipped: pod ? 'pod is not a managed task pod' : 'no task record and no pod' };
-    // A task first met through a hint: make sure the fresh pod also has a record of the pod-index.
+      return {
+        actions: [],
+        skipped: targetPod ? 'pod is not a managed task pod' : 'no task record and no pod',
+      };
   }
+  // The supervised pod, re-read (unless it is the one just read): the API server has the last word.
+  const podName = record.podName || target.podName;
+  const pod =
+    podName === target.podName
+      ? targetPod
+      : podName
+        ? await deps.cluster.getPod(cluster, namespace, podName)
+        : undefined;
   const fresh: Observation[] = [];
+  if (targetPod && targetPod !== pod) fresh.push({ type: 'pod-seen', pod: targetPod });
   if (pod) fresh.push({ type: 'pod-seen', pod });
   else if (podName) fresh.push({ type: 'pod-gone', podName });
   let decision = decideAll(record, [...hints, ...fresh], now, deps.policy);
