@@ -691,7 +691,8 @@ class Run {
       );
     const pod = this.pod;
     const uid = t.podUid;
-    if (uid && (!pod || pod.metadata.uid === uid)) {
+    const alreadyReaped = this.actions.some((a) => a.kind === 'delete-pod' && a.uid === uid);
+    if (uid && !alreadyReaped && (!pod || pod.metadata.uid === uid)) {
       const protectedPod = pod ? this.isProtected(pod) : t.overrides.protect;
       if (protectedPod) this.audit('reap-skipped-protected', [evidence]);
       else {

@@ -380,3 +380,19 @@ describe('tries and the orchestrator', () => {
     expect(iso(task.attemptSince)).toBe('2030-01-01T00:00:00.000Z');
   });
 });
+
+describe('one decision, one delete', () => {
+  it('a zombie found by the reaper and by its own timer in one pass is deleted and announced once', () => {
+    const zombiePod = kpoPod({ main: terminated(0, T0), sidecar: running() });
+    const task = start(zombiePod);
+    const d = decide(
+      task,
+      { type: 'reaper-scan', pods: [zombiePod] },
+      T0 + policy.sidecarGraceMs + policy.reaperMinAgeMs,
+      policy,
+    );
+    expect(d.actions.filter((a) => a.kind === 'delete-pod')).toHaveLength(1);
+    expect(kinds(d.actions).filter((k) => k === 'emit:Pod Reaped')).toHaveLength(1);
+    expect(d.task.state).toBe('Succeeded');
+  });
+});
