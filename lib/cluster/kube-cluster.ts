@@ -65,6 +65,7 @@ export class KubeCluster implements Cluster {
   readonly #onRetry: KubeClusterOptions['onRetry'];
   readonly #connectionDeps: KubeConfigDeps | undefined;
   readonly #http = new IsomorphicFetchHttpLibrary();
+  readonly #dispatchers = new Map<string, Dispatcher>();
 
   constructor(source: ConfigSource, options: KubeClusterOptions = {}) {
     if (source instanceof Map) {
@@ -259,6 +260,8 @@ export class KubeCluster implements Cluster {
         `${describeTarget(target)}: could not obtain credentials: ${(error as Error)?.message ?? error}`,
       );
     }
+    const shared = this.#sharedDispatcher(target.cluster, kc, request.getDispatcher());
+    if (shared) request.setDispatcher(shared);
     request.setSignal(AbortSignal.timeout(this.#requestTimeoutMs));
     try {
       const response = await this.#http.send(request).toPromise();
@@ -267,6 +270,26 @@ export class KubeCluster implements Cluster {
     } catch (error) {
       throw clusterErrorFromThrown(target, error);
     }
+  }
+
+  /**
+   * client-node makes a new connection pool for every request, so every call would pay a TLS
+   * handshake. The TLS material of a cluster does not change between requests (tokens travel in
+   * headers), except for exec plugins, which may hand out client certificates: those keep theirs.
+   */
+  #sharedDispatcher(cluster: string, kc: KubeConfig, fresh: Dispatcher | undefined): Dispatcher | undefined {
+    if (!fresh || kc.getCurrentUser()?.exec) return fresh;
+    const existing = this.#dispatchers.get(cluster);
+    if (existing) return existing;
+    this.#dispatchers.set(cluster, fresh);
+    return fresh;
+  }
+
+  /** Closes pooled connections, so that a short-lived process can exit at once. */
+  async close(): Promise<void> {
+    const pools = [...this.#dispatchers.values()];
+    this.#dispatchers.clear();
+    await Promise.all(pools.map((pool) => pool.close()));
   }
 
   #expectOk(target: KubeRequestTarget, response: RawResponse): unknown {
@@ -308,6 +331,8 @@ export class KubeCluster implements Cluster {
     return config;
   }
 }
+
+type Dispatcher = NonNullable<ReturnType<RequestContext['getDispatcher']>>;
 
 interface RawResponse {
   status: number;
