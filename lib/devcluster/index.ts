@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -8,7 +9,7 @@ import { controlPlaneScriptsDir, resolveControlPlaneBinaries } from './binaries.
 import { generateCertificates, writeKubeconfig } from './certs.ts';
 import { fakeNodeAnnotation, fakeNodeManifest, priorityClassManifests } from './manifests.ts';
 import { freeLoopbackPorts } from './ports.ts';
-import { type Component, logTail, startComponent, stopComponent } from './processes.ts';
+import { type Component, logTail, onAbnormalExit, startComponent, stopComponent } from './processes.ts';
 
 export {
   type ControlPlaneBinaries,
@@ -130,6 +131,11 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
   for (const dir of Object.values(dirs)) await mkdir(dir, { recursive: true, mode: 0o700 });
 
   const components: Component[] = [];
+  // etcd preallocates ~100 MB; do not leave that in /tmp when the process is interrupted.
+  const forgetWorkDir =
+    ownsWorkDir && !process.env.PODWARDEN_KEEP_CONTROLPLANE
+      ? onAbnormalExit(() => rmSync(workDir, { recursive: true, force: true }))
+      : () => false;
   let stopped = false;
   const shutdown = async (removeWorkDir: boolean): Promise<void> => {
     if (stopped) return;
@@ -142,6 +148,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       const results = await Promise.allSettled(names.flatMap(byName).map((c) => stopComponent(c)));
       for (const result of results) if (result.status === 'rejected') failures.push(String(result.reason));
     }
+    forgetWorkDir();
     if (removeWorkDir && failures.length === 0) await rm(workDir, { recursive: true, force: true });
     if (failures.length > 0) throw new Error(`stopping the control plane: ${failures.join('; ')}`);
   };

@@ -43,7 +43,29 @@ export interface Component {
 
 // Process groups still running, so exit and signal handlers can stop them when nothing else will.
 const liveGroups = new Set<number>();
+// Synchronous clean-ups (e.g. removing a temp work dir) to run after those groups are killed.
+const exitCleanups = new Set<() => void>();
 let handlersInstalled = false;
+
+/** Runs `cleanup` if this process exits or is signalled before `unregister()` is called. */
+export function onAbnormalExit(cleanup: () => void): () => void {
+  installExitHandlers();
+  exitCleanups.add(cleanup);
+  return () => exitCleanups.delete(cleanup);
+}
+
+function killEverything(): void {
+  for (const pgid of liveGroups) killGroup(pgid, 'SIGKILL');
+  liveGroups.clear();
+  for (const cleanup of exitCleanups) {
+    try {
+      cleanup();
+    } catch {
+      // Best effort while exiting: nothing is left to report to.
+    }
+  }
+  exitCleanups.clear();
+}
 
 function killGroup(pgid: number, signal: NodeJS.Signals): void {
   try {
@@ -57,13 +79,10 @@ function installExitHandlers(): void {
   if (handlersInstalled) return;
   handlersInstalled = true;
   // 'exit' handlers must be synchronous: SIGKILL is the only stop that needs no waiting.
-  process.on('exit', () => {
-    for (const pgid of liveGroups) killGroup(pgid, 'SIGKILL');
-  });
+  process.on('exit', killEverything);
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     const onSignal = () => {
-      for (const pgid of liveGroups) killGroup(pgid, 'SIGKILL');
-      liveGroups.clear();
+      killEverything();
       // Listening replaced the default action (exit); restore it when we were the only listener.
       if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
     };

@@ -70,6 +70,8 @@ done
 ((${#needed[@]})) || exit 0
 
 want_go="${KUBERNETES_GO:-1.26.0}" # the `go` line of k8s.io/kubernetes, etcd and kwok at these versions
+# Go's own installer puts it here without touching PATH.
+if ! command -v go > /dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then PATH="/usr/local/go/bin:$PATH"; fi
 if ! command -v go > /dev/null 2>&1; then
   say "cannot build ${needed[*]}: no Go toolchain on PATH."
   say "Either install Go $want_go or newer (https://go.dev/doc/install; the build needs the Go module proxy),"
