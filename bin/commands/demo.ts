@@ -96,7 +96,11 @@ class Demo {
     this.deps = {
       store: this.store,
       cluster: new KubeCluster(async () => kc),
-      sink: { emit: async (events) => events.forEach((e) => this.announce(e)) },
+      sink: {
+        emit: async (events) => {
+          for (const event of events) this.announce(event);
+        },
+      },
       // The design's durations, shortened so the demo takes a minute; the logic is the same.
       policy: makePolicy({
         recreateBackoffBaseMs: 1_000,
