@@ -1,0 +1,245 @@
+/**
+ * Parse and validate: turns an incoming EventBridge event into what the reconciler takes (a target
+ * and the event's observations as hints), or says why it is skipped or malformed. Pure: no I/O, so
+ * every handler stays a thin parse / call / report.
+ *
+ * Nothing from an event is trusted as a pod: the reconciler re-reads the pod from the API server, and
+ * re-creates pods only from specs it captured there.
+ */
+
+import { namespaceAllowed, type PodwardenConfig } from '../../lib/config.ts';
+import { identifyPod, orchestratorTaskKey } from '../../lib/core/identity.ts';
+import { isImagePullEvent } from '../../lib/core/image-pull.ts';
+import { type InboundEvent, isValidClusterName, parseInboundEvent } from '../../lib/core/inbound.ts';
+import type { Observation } from '../../lib/core/observation.ts';
+import type { Pod } from '../../lib/core/pod.ts';
+import type { ProfileName } from '../../lib/core/task.ts';
+import type { Target } from '../../lib/reconciler/reconcile.ts';
+import { SCHEDULE_SOURCE, TASK_INSTANCE_CHANGED } from '../../lib/routes.ts';
+
+export type Intake =
+  | { kind: 'reconcile'; target: Target; hints: Observation[] }
+  | { kind: 'skip'; reason: string }
+  | { kind: 'malformed'; problem: string };
+
+type IntakeConfig = Pick<
+  PodwardenConfig,
+  'clusters' | 'profiles' | 'allowedNamespaces' | 'exporterSources' | 'orchestratorSources'
+>;
+
+/** Kubernetes Event reasons that tell of a disruption (the scheduler's and the kubelet's). */
+export const DISRUPTION_EVENT_REASONS: readonly string[] = Object.freeze([
+  'Preempted',
+  'Evicted',
+  'TaintManagerEviction',
+]);
+
+const NAMESPACE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+export function podChangedIntake(event: unknown, config: IntakeConfig): Intake {
+  const parsed = parseInboundEvent(event, { exporterSources: config.exporterSources });
+  if (!parsed.ok) return { kind: 'malformed', problem: parsed.problem };
+  if (parsed.kind !== 'pod-changed') return misrouted(parsed, 'pod-changed');
+  // A deletion is the one change a re-read cannot see after the fact; everything else is re-read.
+  const hints: Observation[] =
+    parsed.change === 'deleted'
+      ? [{ type: 'pod-gone', podName: parsed.podName, ...(parsed.podUid ? { podUid: parsed.podUid } : {}) }]
+      : [];
+  return podTarget(parsed, config, hints);
+}
+
+export function kubernetesEventIntake(event: unknown, config: IntakeConfig): Intake {
+  const parsed = parseInboundEvent(event, { exporterSources: config.exporterSources });
+  if (!parsed.ok) return { kind: 'malformed', problem: parsed.problem };
+  if (parsed.kind !== 'kubernetes-event') return misrouted(parsed, 'kubernetes-event');
+  const facts = {
+    podName: parsed.podName,
+    ...(parsed.podUid ? { podUid: parsed.podUid } : {}),
+    reason: parsed.reason,
+    message: parsed.message,
+    at: parsed.at,
+  };
+  let hint: Observation;
+  if (DISRUPTION_EVENT_REASONS.includes(parsed.reason)) hint = { type: 'preempted-event', ...facts };
+  else if (isImagePullEvent(parsed.reason, parsed.message)) hint = { type: 'image-pull-event', ...facts };
+  else return { kind: 'skip', reason: `event reason ${parsed.reason} is not one Podwarden acts on` };
+  return podTarget(parsed, config, [hint]);
+}
+
+/**
+ * `Task Instance Changed` from an orchestrator listener: detail `dag_id`, `task_id`, `run_id`,
+ * `map_index` (absent or null: -1), `try_number`, `state`, `cluster`, `namespace`, and optionally
+ * `profile` (default: the first configured one).
+ */
+export function orchestratorIntake(event: unknown, config: IntakeConfig): Intake {
+  const envelope = record(event);
+  if (!envelope) return { kind: 'malformed', problem: `event is ${describe(event)}, not an object` };
+  const source = envelope.source;
+  if (typeof source !== 'string' || !config.orchestratorSources.includes(source)) {
+    return {
+      kind: 'malformed',
+      problem: `event.source is ${describe(source)}; orchestrator sources are ${config.orchestratorSources.map((s) => `"${s}"`).join(', ')}`,
+    };
+  }
+  if (envelope['detail-type'] !== TASK_INSTANCE_CHANGED) {
+    return {
+      kind: 'malformed',
+      problem: `event.detail-type is ${describe(envelope['detail-type'])}, not "${TASK_INSTANCE_CHANGED}"`,
+    };
+  }
+  const detail = record(decodeDetail(envelope.detail));
+  if (!detail)
+    return { kind: 'malformed', problem: `event.detail is ${describe(envelope.detail)}, not an object` };
+
+  const problems: string[] = [];
+  const text = (field: string): string => {
+    const value = detail[field];
+    if (typeof value !== 'string' || value.trim() === '') {
+      problems.push(`detail.${field} is ${describe(value)}, not a non-empty string`);
+      return '';
+    }
+    return value;
+  };
+  const dagId = text('dag_id');
+  const taskId = text('task_id');
+  const runId = text('run_id');
+  const state = text('state').toLowerCase();
+  const cluster = text('cluster');
+  const namespace = text('namespace');
+  const tryNumber = detail.try_number;
+  if (typeof tryNumber !== 'number' || !Number.isSafeInteger(tryNumber) || tryNumber < 0) {
+    problems.push(`detail.try_number is ${describe(tryNumber)}, not a whole number >= 0`);
+  }
+  const mapIndex = detail.map_index;
+  if (
+    mapIndex !== undefined &&
+    mapIndex !== null &&
+    typeof mapIndex !== 'number' &&
+    typeof mapIndex !== 'string'
+  ) {
+    problems.push(`detail.map_index is ${describe(mapIndex)}, not a whole number >= -1`);
+  }
+  if (cluster && !isValidClusterName(cluster))
+    problems.push(`detail.cluster "${cluster}" is not a valid cluster name`);
+  if (namespace && !NAMESPACE.test(namespace))
+    problems.push(`detail.namespace "${namespace}" is not a valid namespace name`);
+  let profile: ProfileName | undefined = config.profiles[0];
+  if (detail.profile !== undefined) {
+    profile = config.profiles.find((name) => name === detail.profile);
+    if (!profile) {
+      problems.push(
+        `detail.profile is ${describe(detail.profile)}; configured profiles: ${config.profiles.join(', ')}`,
+      );
+    }
+  }
+  if (problems.length > 0 || !profile) return { kind: 'malformed', problem: problems.join('; ') };
+
+  let key: string;
+  try {
+    key = orchestratorTaskKey(profile, {
+      dag_id: dagId,
+      task_id: taskId,
+      run_id: runId,
+      map_index: mapIndex as number | string | null | undefined,
+    });
+  } catch (error) {
+    return { kind: 'malformed', problem: `detail: ${(error as Error).message}` };
+  }
+  const refused = outOfScope(cluster, namespace, config);
+  if (refused) return refused;
+  return {
+    kind: 'reconcile',
+    target: { cluster, namespace, profile, taskId: { cluster, namespace, key } },
+    hints: [{ type: 'orchestrator-task-changed', tryNumber: tryNumber as number, state }],
+  };
+}
+
+/** Schedule events carry nothing but their kind; anything else reaching a pass is refused. */
+export function scheduleIntake(
+  event: unknown,
+  detailType: string,
+): { ok: true } | { ok: false; problem: string } {
+  const envelope = record(event);
+  if (envelope?.source === SCHEDULE_SOURCE && envelope['detail-type'] === detailType) return { ok: true };
+  return {
+    ok: false,
+    problem: `expected a "${detailType}" event from ${SCHEDULE_SOURCE}, got source ${describe(envelope?.source)} and detail-type ${describe(envelope?.['detail-type'])}`,
+  };
+}
+
+/** Why an event about this cluster and namespace must not be acted on, if it must not. */
+function outOfScope(cluster: string, namespace: string, config: IntakeConfig): Intake | undefined {
+  if (!config.clusters.has(cluster)) {
+    return {
+      kind: 'malformed',
+      problem: `cluster "${cluster}" is not configured (PODWARDEN_CLUSTERS has: ${[...config.clusters.keys()].join(', ')})`,
+    };
+  }
+  if (!namespaceAllowed(config, namespace)) {
+    return { kind: 'skip', reason: `namespace ${namespace} is not an allowed namespace` };
+  }
+  return undefined;
+}
+
+/** A reconcile of the pod an inbound event is about, under the profile its labels match. */
+function podTarget(event: InboundEvent, config: IntakeConfig, hints: Observation[]): Intake {
+  const refused = outOfScope(event.cluster, event.namespace, config);
+  if (refused) return refused;
+  const profile = profileFor(event.labels, config.profiles);
+  if (!profile) {
+    return {
+      kind: 'skip',
+      reason: `pod ${event.namespace}/${event.podName} is not managed under profile ${config.profiles.join(' or ')}`,
+    };
+  }
+  return {
+    kind: 'reconcile',
+    target: { cluster: event.cluster, namespace: event.namespace, profile, podName: event.podName },
+    hints,
+  };
+}
+
+/**
+ * The profile whose selector the pod's labels match. Without labels (an event the sender could not
+ * label) the first profile is assumed: the reconciler finds an existing task by pod name anyway, and
+ * starts a new one only for a pod it re-read and identified itself.
+ */
+function profileFor(
+  labels: Record<string, string> | undefined,
+  profiles: ProfileName[],
+): ProfileName | undefined {
+  if (labels === undefined) return profiles[0];
+  const pod: Pod = { metadata: { labels } };
+  return profiles.find((profile) => identifyPod(pod, profile).kind !== 'unmanaged');
+}
+
+function misrouted(parsed: InboundEvent, handler: string): Intake {
+  return {
+    kind: 'malformed',
+    problem: `a ${parsed.kind} event reached the ${handler} function; check the rules`,
+  };
+}
+
+function record(value: unknown): Record<string, unknown> | undefined {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : undefined;
+}
+
+function decodeDetail(detail: unknown): unknown {
+  if (typeof detail !== 'string') return detail;
+  try {
+    return JSON.parse(detail);
+  } catch {
+    return detail;
+  }
+}
+
+function describe(value: unknown): string {
+  if (value === undefined) return 'missing';
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'string') return `"${value.length > 60 ? `${value.slice(0, 60)}...` : value}"`;
+  if (typeof value === 'object') return 'an object';
+  return `${typeof value} ${String(value)}`;
+}
