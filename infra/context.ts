@@ -1,0 +1,182 @@
+/**
+ * Stack props from CDK context (`cdk deploy -c key=value`, or `context` in cdk.json). Every problem
+ * names its context key; they are all reported at once.
+ */
+import type * as logs from 'aws-cdk-lib/aws-logs';
+import { type ClusterConnection, parseClusterConnections } from '../lib/cluster/connections.ts';
+import { ALL_NAMESPACES } from '../lib/config.ts';
+import { parseProfileName } from '../lib/core/identity.ts';
+import { DEFAULT_POLICY, type Policy } from '../lib/core/policy.ts';
+import type { PodwardenStackProps } from './podwarden-stack.ts';
+
+export const CONTEXT_KEYS = [
+  'stackName',
+  'clusters',
+  'allowedNamespaces',
+  'profiles',
+  'eventBusName',
+  'alarmEmail',
+  'exporterSources',
+  'orchestratorSources',
+  'reaperMaxDeletes',
+  'reaperDryRun',
+  'timerBatchSize',
+  'policy',
+  'timerLagAlarmSeconds',
+  'logRetentionDays',
+] as const;
+export type ContextKey = (typeof CONTEXT_KEYS)[number];
+
+export class ContextError extends Error {
+  override name = 'ContextError';
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(
+      `invalid CDK context for Podwarden (set it with -c key=value or in cdk.json):\n${problems.map((p) => `  - ${p}`).join('\n')}`,
+    );
+    this.problems = problems;
+  }
+}
+
+// CloudWatch Logs accepts only these retention periods.
+const RETENTION_DAYS = [
+  1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+];
+const EMAIL = /^[^@\s]+@[^@\s]+\.[^@\s]+$/;
+
+export function stackPropsFromContext(get: (key: ContextKey) => unknown): {
+  stackName: string;
+  props: PodwardenStackProps;
+} {
+  const problems: string[] = [];
+  const read = <T>(key: ContextKey, parse: (value: unknown) => T): T | undefined => {
+    const value = get(key);
+    if (value === undefined || value === null || value === '') return undefined;
+    try {
+      return parse(value);
+    } catch (error) {
+      problems.push(`${key}: ${(error as Error).message}`);
+      return undefined;
+    }
+  };
+
+  const stackName = read('stackName', (value) => {
+    if (typeof value !== 'string' || !/^[A-Za-z][A-Za-z0-9-]{0,127}$/.test(value)) {
+      throw new Error(`${JSON.stringify(value)} is not a stack name (a letter, then letters, digits and -)`);
+    }
+    return value;
+  });
+  const clusters = read('clusters', (value) => {
+    const connections = parseClusterConnections(typeof value === 'string' ? value : JSON.stringify(value));
+    return Object.fromEntries(connections) as Record<string, ClusterConnection>;
+  });
+  if (get('clusters') === undefined) {
+    problems.push(
+      'clusters: is not set; give a JSON object of cluster names to EKS connections, e.g. -c clusters=\'{"prod": {"kind": "eks", "clusterName": "prod", "endpoint": "https://....eks.amazonaws.com", "caData": "<base64 CA>", "region": "eu-west-1"}}\'',
+    );
+  }
+  const allowedNamespaces = read('allowedNamespaces', (value): readonly string[] | typeof ALL_NAMESPACES => {
+    if (value === ALL_NAMESPACES) return ALL_NAMESPACES;
+    return stringList(value);
+  });
+  if (get('allowedNamespaces') === undefined) {
+    problems.push(
+      `allowedNamespaces: is not set; list the namespaces Podwarden may act in (a,b), or ${ALL_NAMESPACES} for all`,
+    );
+  }
+  const profiles = read('profiles', (value) => stringList(value).map(parseProfileName));
+  const eventBusName = read('eventBusName', (value) => {
+    if (typeof value !== 'string') throw new Error('must be the name of an existing event bus');
+    return value;
+  });
+  const alarmEmail = read('alarmEmail', (value) => {
+    if (typeof value !== 'string' || !EMAIL.test(value))
+      throw new Error(`${JSON.stringify(value)} is not an email address`);
+    return value;
+  });
+  const exporterSources = read('exporterSources', (value) => {
+    const parsed = typeof value === 'string' ? JSON.parse(value) : value;
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      throw new Error(
+        'must be a JSON object of exporter sources to cluster names, e.g. {"k8s.prod": "prod"}',
+      );
+    }
+    return parsed as Record<string, string>;
+  });
+  const orchestratorSources = read('orchestratorSources', stringList);
+  const reaperMaxDeletes = read('reaperMaxDeletes', (value) => wholeNumber(value));
+  const reaperDryRun = read('reaperDryRun', (value) => {
+    if (value === true || value === 'true') return true;
+    if (value === false || value === 'false') return false;
+    throw new Error(`${JSON.stringify(value)} is not true or false`);
+  });
+  const timerBatchSize = read('timerBatchSize', (value) => wholeNumber(value));
+  const policy = read('policy', (value) => {
+    const parsed = typeof value === 'string' ? JSON.parse(value) : value;
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      throw new Error(
+        'must be a JSON object of policy fields, e.g. {"recreateBudget": 5, "pullDeadlineMs": 900000}',
+      );
+    }
+    for (const field of Object.keys(parsed)) {
+      if (!Object.hasOwn(DEFAULT_POLICY, field)) {
+        throw new Error(
+          `unknown policy field ${JSON.stringify(field)} (known: ${Object.keys(DEFAULT_POLICY).join(', ')})`,
+        );
+      }
+    }
+    return parsed as Partial<Policy>;
+  });
+  const timerLagAlarmSeconds = read('timerLagAlarmSeconds', (value) => wholeNumber(value));
+  const logRetention = read('logRetentionDays', (value) => {
+    const days = wholeNumber(value);
+    if (!RETENTION_DAYS.includes(days))
+      throw new Error(`${days} is not a CloudWatch Logs retention (${RETENTION_DAYS.join(', ')})`);
+    return days as logs.RetentionDays;
+  });
+
+  if (problems.length > 0) throw new ContextError(problems);
+  const reaper =
+    reaperMaxDeletes !== undefined || reaperDryRun !== undefined
+      ? {
+          ...(reaperMaxDeletes !== undefined ? { maxDeletes: reaperMaxDeletes } : {}),
+          ...(reaperDryRun !== undefined ? { dryRun: reaperDryRun } : {}),
+        }
+      : undefined;
+  return {
+    stackName: stackName ?? 'Podwarden',
+    props: {
+      clusters: clusters!,
+      allowedNamespaces: allowedNamespaces!,
+      ...(profiles ? { profiles } : {}),
+      ...(eventBusName ? { eventBusName } : {}),
+      ...(alarmEmail ? { alarmEmail } : {}),
+      ...(exporterSources ? { exporterSources } : {}),
+      ...(orchestratorSources ? { orchestratorSources } : {}),
+      ...(reaper ? { reaper } : {}),
+      ...(timerBatchSize !== undefined ? { timerBatchSize } : {}),
+      ...(policy ? { policy } : {}),
+      ...(timerLagAlarmSeconds !== undefined ? { timerLagAlarmSeconds } : {}),
+      ...(logRetention !== undefined ? { logRetention } : {}),
+    },
+  };
+}
+
+/** `a,b` (from -c) or ["a", "b"] (from cdk.json). */
+function stringList(value: unknown): string[] {
+  const items = typeof value === 'string' ? value.split(',') : value;
+  if (!Array.isArray(items) || items.some((item) => typeof item !== 'string')) {
+    throw new Error(`${JSON.stringify(value)} is not a comma-separated list or an array of strings`);
+  }
+  const list = (items as string[]).map((item) => item.trim()).filter((item) => item !== '');
+  if (list.length === 0) throw new Error('names nothing');
+  return list;
+}
+
+function wholeNumber(value: unknown): number {
+  const number = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
+  if (typeof number !== 'number' || !Number.isSafeInteger(number) || number < 0) {
+    throw new Error(`${JSON.stringify(value)} is not a whole number`);
+  }
+  return number;
+}

@@ -1,0 +1,591 @@
+/**
+ * Podwarden on AWS: the task table, the event bus, one rule per route of the route table (schedules
+ * included), one small Lambda function per handler with its own DLQ and least-privilege role, and
+ * the alarms and dashboard an operator needs.
+ */
+import { fileURLToPath } from 'node:url';
+import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, Validations } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as eventTargets from 'aws-cdk-lib/aws-events-targets';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
+import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import type { Construct } from 'constructs';
+import {
+  CAUSE_DIMENSION,
+  METRIC,
+  METRICS_NAMESPACE,
+  RULE_DIMENSION,
+  SERVICE_DIMENSION,
+  SERVICE_NAME,
+} from '../functions/shared/metric-names.ts';
+import type { ClusterConnection } from '../lib/cluster/connections.ts';
+import {
+  type ALL_NAMESPACES,
+  ConfigError,
+  type ConfigSettings,
+  configEnvironment,
+  loadConfig,
+  routeOptions,
+} from '../lib/config.ts';
+import type { Policy } from '../lib/core/policy.ts';
+import type { ProfileName } from '../lib/core/task.ts';
+import {
+  DEFAULT_ORCHESTRATOR_SOURCES,
+  HANDLER_NAMES,
+  type HandlerName,
+  type Route,
+  routeTable,
+  scheduleEvent,
+} from '../lib/routes.ts';
+import { DUE_INDEX_NAME, TTL_ATTRIBUTE, tableDefinition } from '../lib/store/schema.ts';
+
+const REPOSITORY_ROOT = fileURLToPath(new URL('..', import.meta.url));
+const FUNCTIONS_DIR = fileURLToPath(new URL('../functions/', import.meta.url));
+
+/** Deploy-time values never reach `tableDefinition`'s name check; this one only shapes the layout. */
+const LAYOUT_TABLE_NAME = 'podwarden-layout';
+
+export interface PodwardenStackProps extends StackProps {
+  /** Cluster name -> connection. Lambda functions reach clusters only as `eks` connections. */
+  clusters: Record<string, ClusterConnection>;
+  /** Namespaces Podwarden may act in, or `*` for every namespace. */
+  allowedNamespaces: readonly string[] | typeof ALL_NAMESPACES;
+  profiles?: ProfileName[];
+  /** An existing bus by name; default: a new bus made by this stack. */
+  eventBusName?: string;
+  /** Subscribed to the alarm topic (the subscription must be confirmed from the email). */
+  alarmEmail?: string;
+  /** kubernetes-event-exporter `source` -> the cluster it reports for. */
+  exporterSources?: Record<string, string>;
+  orchestratorSources?: string[];
+  reaper?: { maxDeletes?: number; dryRun?: boolean };
+  timerBatchSize?: number;
+  policy?: Partial<Policy>;
+  logRetention?: logs.RetentionDays;
+  /** TimerLagSeconds above this for 3 of 5 minutes raises the alarm (default 300). */
+  timerLagAlarmSeconds?: number;
+}
+
+interface FunctionSpec {
+  description: string;
+  timeout: Duration;
+}
+
+const FUNCTION_SPECS: Record<HandlerName, FunctionSpec> = {
+  'pod-changed': { description: 'Reconciles the task of a changed pod', timeout: Duration.seconds(60) },
+  'kubernetes-event': {
+    description: 'Turns a pod disruption or image-pull event into a reconcile of its task',
+    timeout: Duration.seconds(60),
+  },
+  orchestrator: {
+    description: "Folds the orchestrator's task-instance state into its task",
+    timeout: Duration.seconds(60),
+  },
+  timer: {
+    description: 'Reconciles the tasks whose timers are due (every minute)',
+    timeout: Duration.minutes(2),
+  },
+  reaper: {
+    description: 'Deletes zombie pods by the reaper rules (every 5 minutes)',
+    timeout: Duration.minutes(5),
+  },
+};
+
+/** DynamoDB actions the TaskStore uses; no Scan, no DeleteItem (TTL expires items), no table admin. */
+const TABLE_ACTIONS = [
+  'dynamodb:GetItem',
+  'dynamodb:BatchGetItem',
+  'dynamodb:Query',
+  'dynamodb:PutItem',
+  'dynamodb:UpdateItem',
+  'dynamodb:BatchWriteItem',
+  'dynamodb:ConditionCheckItem',
+];
+
+export interface PodwardenFunction {
+  handler: HandlerName;
+  function: NodejsFunction;
+  role: iam.Role;
+  logGroup: logs.LogGroup;
+  deadLetterQueue: sqs.Queue;
+}
+
+export class PodwardenStack extends Stack {
+  readonly table: dynamodb.Table;
+  readonly eventBus: events.IEventBus;
+  readonly routes: readonly Route[];
+  readonly functions: Record<HandlerName, PodwardenFunction>;
+  readonly ruleDeadLetterQueues: Record<string, sqs.Queue> = {};
+  readonly alarmTopic: sns.Topic;
+  readonly alarms: cloudwatch.Alarm[] = [];
+
+  constructor(scope: Construct, id: string, props: PodwardenStackProps) {
+    super(scope, id, props);
+    checkProps(props);
+
+    this.table = this.#table();
+    this.eventBus = props.eventBusName
+      ? events.EventBus.fromEventBusName(this, 'EventBus', props.eventBusName)
+      : new events.EventBus(this, 'EventBus', {
+          description: 'Podwarden: bridge, orchestrator and outbound events',
+        });
+
+    const environment = configEnvironment(
+      configSettings(props, this.table.tableName, this.eventBus.eventBusName),
+    );
+    const retention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
+    this.functions = Object.fromEntries(
+      HANDLER_NAMES.map((handler) => [handler, this.#function(handler, environment, retention)]),
+    ) as Record<HandlerName, PodwardenFunction>;
+
+    this.routes = routeTable(
+      routeOptions({
+        exporterSources: props.exporterSources ?? {},
+        orchestratorSources: props.orchestratorSources ?? [...DEFAULT_ORCHESTRATOR_SOURCES],
+      }),
+    );
+    for (const route of this.routes) this.#rule(route);
+
+    this.alarmTopic = this.#alarmTopic(props.alarmEmail);
+    this.#alarms(props.timerLagAlarmSeconds ?? 300);
+    this.#dashboard();
+    this.#outputs();
+  }
+
+  #table(): dynamodb.Table {
+    const layout = tableDefinition(LAYOUT_TABLE_NAME);
+    const attributeType = (name: string): dynamodb.Attribute => {
+      const definition = layout.AttributeDefinitions?.find((attribute) => attribute.AttributeName === name);
+      if (!definition) throw new Error(`tableDefinition has no attribute definition for ${name}`);
+      const types: Record<string, dynamodb.AttributeType> = {
+        S: dynamodb.AttributeType.STRING,
+        N: dynamodb.AttributeType.NUMBER,
+        B: dynamodb.AttributeType.BINARY,
+      };
+      const type = types[definition.AttributeType ?? ''];
+      if (!type)
+        throw new Error(`tableDefinition gives ${name} the unknown type ${definition.AttributeType}`);
+      return { name, type };
+    };
+    const key = (schema: { AttributeName?: string; KeyType?: string }[] | undefined, keyType: string) => {
+      const name = schema?.find((element) => element.KeyType === keyType)?.AttributeName;
+      return name === undefined ? undefined : attributeType(name);
+    };
+    const partitionKey = key(layout.KeySchema, 'HASH');
+    if (!partitionKey) throw new Error('tableDefinition has no partition key');
+    const sortKey = key(layout.KeySchema, 'RANGE');
+    const table = new dynamodb.Table(this, 'Tasks', {
+      partitionKey,
+      ...(sortKey ? { sortKey } : {}),
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      timeToLiveAttribute: TTL_ATTRIBUTE,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      // Task records and their audit trail outlive a stack deletion; drop the table by hand if wanted.
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    for (const index of layout.GlobalSecondaryIndexes ?? []) {
+      const indexPartitionKey = key(index.KeySchema, 'HASH');
+      if (!index.IndexName || !indexPartitionKey)
+        throw new Error('tableDefinition has an index without a name or key');
+      const indexSortKey = key(index.KeySchema, 'RANGE');
+      const projection = index.Projection?.ProjectionType;
+      table.addGlobalSecondaryIndex({
+        indexName: index.IndexName,
+        partitionKey: indexPartitionKey,
+        ...(indexSortKey ? { sortKey: indexSortKey } : {}),
+        projectionType:
+          projection === 'KEYS_ONLY'
+            ? dynamodb.ProjectionType.KEYS_ONLY
+            : projection === 'INCLUDE'
+              ? dynamodb.ProjectionType.INCLUDE
+              : dynamodb.ProjectionType.ALL,
+        ...(index.Projection?.NonKeyAttributes
+          ? { nonKeyAttributes: index.Projection.NonKeyAttributes }
+          : {}),
+      });
+    }
+    return table;
+  }
+
+  #function(
+    handler: HandlerName,
+    environment: Record<string, string>,
+    retention: logs.RetentionDays,
+  ): PodwardenFunction {
+    const id = pascal(handler);
+    const spec = FUNCTION_SPECS[handler];
+    const logGroup = new logs.LogGroup(this, `${id}Logs`, { retention });
+    // A role of its own instead of AWSLambdaBasicExecutionRole: logs go to this function's log group only.
+    const role = new iam.Role(this, `${id}Role`, {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: `Podwarden ${handler} function`,
+    });
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+        resources: [logGroup.logGroupArn],
+      }),
+    );
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        actions: TABLE_ACTIONS,
+        resources: [this.table.tableArn, `${this.table.tableArn}/index/${DUE_INDEX_NAME}`],
+      }),
+    );
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        actions: ['events:PutEvents'],
+        resources: [this.eventBus.eventBusArn],
+        // Outbound events only: a function cannot impersonate the bridge or the orchestrator.
+        conditions: { StringEquals: { 'events:source': ['podwarden'] } },
+      }),
+    );
+    const deadLetterQueue = this.#queue(`${id}Dlq`);
+    const fn = new NodejsFunction(this, id, {
+      entry: `${FUNCTIONS_DIR}${handler}.ts`,
+      handler: 'handler',
+      description: `Podwarden: ${spec.description}`,
+      runtime: lambda.Runtime.NODEJS_24_X,
+      architecture: lambda.Architecture.ARM_64,
+      memorySize: 512,
+      timeout: spec.timeout,
+      role,
+      logGroup,
+      environment: {
+        ...environment,
+        POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
+        POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
+        NODE_OPTIONS: '--enable-source-maps',
+      },
+      // Asynchronous invocations (every EventBridge target): two retries, then the function's DLQ.
+      retryAttempts: 2,
+      maxEventAge: Duration.hours(1),
+      onFailure: new SqsDestination(deadLetterQueue),
+      projectRoot: REPOSITORY_ROOT,
+      depsLockFilePath: `${REPOSITORY_ROOT}package-lock.json`,
+      bundling: {
+        format: OutputFormat.ESM,
+        target: 'node24',
+        minify: true,
+        sourceMap: true,
+        mainFields: ['module', 'main'],
+        // Bundle the AWS SDK too, instead of taking the runtime's: the versions tested are the versions run.
+        externalModules: [],
+        // Some bundled CommonJS dependencies call require() for Node built-ins.
+        banner:
+          "import { createRequire as __podwardenRequire } from 'node:module'; const require = __podwardenRequire(import.meta.url);",
+      },
+    });
+    return { handler, function: fn, role, logGroup, deadLetterQueue };
+  }
+
+  #queue(id: string): sqs.Queue {
+    const queue = new sqs.Queue(this, id, {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    Validations.of(queue).acknowledge({
+      id: 'AwsSolutions-SQS3',
+      reason:
+        'This queue is itself a dead-letter queue (a Lambda on-failure destination or an EventBridge target DLQ); nag only recognises queues named in a redrive policy.',
+    });
+    return queue;
+  }
+
+  #rule(route: Route): void {
+    const id = pascal(route.id);
+    const fn = this.functions[route.handler].function;
+    const deadLetterQueue = this.#queue(`${id}TargetDlq`);
+    this.ruleDeadLetterQueues[route.id] = deadLetterQueue;
+    const targetOptions = {
+      deadLetterQueue,
+      retryAttempts: 8,
+      maxEventAge: Duration.hours(1),
+    };
+    if (route.trigger === 'schedule') {
+      // Schedules live on the default bus; the target gets the route's own event, not EventBridge's.
+      new events.Rule(this, `${id}Rule`, {
+        description: `Podwarden route ${route.id}: ${route.description}`,
+        schedule: events.Schedule.rate(Duration.minutes(route.everyMinutes)),
+        targets: [
+          new eventTargets.LambdaFunction(fn, {
+            ...targetOptions,
+            event: events.RuleTargetInput.fromObject(
+              scheduleEvent(route, { id: events.EventField.eventId, time: events.EventField.time }),
+            ),
+          }),
+        ],
+      });
+      return;
+    }
+    new events.Rule(this, `${id}Rule`, {
+      description: `Podwarden route ${route.id}: ${route.description}`,
+      eventBus: this.eventBus,
+      eventPattern: {
+        source: [...route.pattern.source],
+        ...(route.pattern['detail-type'] ? { detailType: [...route.pattern['detail-type']] } : {}),
+        ...(route.pattern.detail ? { detail: route.pattern.detail as Record<string, unknown> } : {}),
+      },
+      targets: [new eventTargets.LambdaFunction(fn, targetOptions)],
+    });
+  }
+
+  #alarmTopic(email: string | undefined): sns.Topic {
+    const key = new kms.Key(this, 'AlarmTopicKey', {
+      description: 'Podwarden alarm topic',
+      enableKeyRotation: true,
+    });
+    // CloudWatch alarms publish to an encrypted topic only with use of its key.
+    key.grant(new iam.ServicePrincipal('cloudwatch.amazonaws.com'), 'kms:Decrypt', 'kms:GenerateDataKey*');
+    const topic = new sns.Topic(this, 'AlarmTopic', {
+      displayName: 'Podwarden alarms',
+      masterKey: key,
+      enforceSSL: true,
+    });
+    if (email) topic.addSubscription(new EmailSubscription(email));
+    return topic;
+  }
+
+  #alarm(id: string, props: cloudwatch.AlarmProps): cloudwatch.Alarm {
+    const alarm = new cloudwatch.Alarm(this, id, props);
+    alarm.addAlarmAction(new SnsAction(this.alarmTopic));
+    this.alarms.push(alarm);
+    return alarm;
+  }
+
+  #alarms(timerLagSeconds: number): void {
+    const fiveMinutes = Duration.minutes(5);
+    for (const { handler, function: fn, deadLetterQueue } of Object.values(this.functions)) {
+      const id = pascal(handler);
+      this.#alarm(`${id}ErrorsAlarm`, {
+        alarmDescription: `Podwarden ${handler}: invocations failed (each is retried, then sent to its DLQ)`,
+        metric: fn.metricErrors({ period: fiveMinutes, statistic: 'Sum' }),
+        threshold: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+      this.#alarm(`${id}ThrottlesAlarm`, {
+        alarmDescription: `Podwarden ${handler}: invocations throttled (account or reserved concurrency)`,
+        metric: fn.metricThrottles({ period: fiveMinutes, statistic: 'Sum' }),
+        threshold: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+      this.#dlqAlarm(`${id}DlqAlarm`, deadLetterQueue, `events the ${handler} function gave up on`);
+    }
+    for (const [routeId, queue] of Object.entries(this.ruleDeadLetterQueues)) {
+      this.#dlqAlarm(
+        `${pascal(routeId)}TargetDlqAlarm`,
+        queue,
+        `events rule ${routeId} could not deliver to its function`,
+      );
+    }
+    this.#alarm('MalformedEventsAlarm', {
+      alarmDescription:
+        'Podwarden: events were rejected as malformed (a sender or its configuration is wrong)',
+      metric: podwardenMetric(METRIC.malformedEvents, 'Sum', fiveMinutes),
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    this.#alarm('DisruptionBudgetExhaustedAlarm', {
+      alarmDescription:
+        'Podwarden: a task failed because its pods were disrupted more often than the re-create budget allows',
+      metric: podwardenMetric(METRIC.tasksFailed, 'Sum', fiveMinutes, {
+        [CAUSE_DIMENSION]: 'DisruptionBudgetExhausted',
+      }),
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    this.#alarm('TimerLagAlarm', {
+      alarmDescription: `Podwarden: due timers are picked up more than ${timerLagSeconds} s late, or the timer is not running`,
+      metric: podwardenMetric(METRIC.timerLagSeconds, 'Maximum', Duration.minutes(1)),
+      threshold: timerLagSeconds,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 5,
+      datapointsToAlarm: 3,
+      // The timer reports every minute; silence means it is not running at all.
+      treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+    });
+    this.#alarm('ReconcileErrorsAlarm', {
+      alarmDescription:
+        'Podwarden: reconciles keep failing (15 minutes in a row), inside passes or invocations',
+      metric: podwardenMetric(METRIC.reconcileErrors, 'Sum', fiveMinutes),
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 3,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+  }
+
+  #dlqAlarm(id: string, queue: sqs.Queue, what: string): void {
+    this.#alarm(id, {
+      alarmDescription: `Podwarden: dead-letter queue not empty (${what})`,
+      metric: queue.metricApproximateNumberOfMessagesVisible({
+        period: Duration.minutes(5),
+        statistic: 'Maximum',
+      }),
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+  }
+
+  #dashboard(): void {
+    const fns = Object.values(this.functions);
+    const period = Duration.minutes(5);
+    const search = (metricName: string, dimension: string, label: string) =>
+      new cloudwatch.MathExpression({
+        expression: `SEARCH('{${METRICS_NAMESPACE},${dimension},${SERVICE_DIMENSION}} MetricName="${metricName}"', 'Sum', ${period.toSeconds()})`,
+        label,
+        period,
+      });
+    const dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
+      defaultInterval: Duration.hours(6),
+    });
+    dashboard.addWidgets(
+      new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms: this.alarms, width: 24 }),
+    );
+    dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: 'Tasks',
+        width: 12,
+        left: [
+          podwardenMetric(METRIC.tasksRecovered, 'Sum', period),
+          podwardenMetric(METRIC.imagePullWaits, 'Sum', period),
+          search(METRIC.tasksFailed, CAUSE_DIMENSION, 'TasksFailed'),
+        ],
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Pods reaped (by rule)',
+        width: 12,
+        left: [search(METRIC.podsReaped, RULE_DIMENSION, 'PodsReaped')],
+      }),
+    );
+    dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: 'Invocations and errors',
+        width: 12,
+        left: fns.map(({ handler, function: fn }) => fn.metricInvocations({ period, label: handler })),
+        right: fns.map(({ handler, function: fn }) =>
+          fn.metricErrors({ period, label: `${handler} errors` }),
+        ),
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Problems',
+        width: 12,
+        left: [
+          podwardenMetric(METRIC.malformedEvents, 'Sum', period),
+          podwardenMetric(METRIC.reconcileErrors, 'Sum', period),
+        ],
+        right: [podwardenMetric(METRIC.timerLagSeconds, 'Maximum', Duration.minutes(1))],
+      }),
+    );
+    dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: 'Dead-letter queues (messages visible)',
+        width: 24,
+        left: [
+          ...fns.map(({ handler, deadLetterQueue }) =>
+            deadLetterQueue.metricApproximateNumberOfMessagesVisible({
+              period,
+              label: `${handler} function`,
+            }),
+          ),
+          ...Object.entries(this.ruleDeadLetterQueues).map(([routeId, queue]) =>
+            queue.metricApproximateNumberOfMessagesVisible({ period, label: `${routeId} rule` }),
+          ),
+        ],
+      }),
+    );
+  }
+
+  #outputs(): void {
+    new CfnOutput(this, 'EventBusName', {
+      value: this.eventBus.eventBusName,
+      description: 'Give it to the bridge (and the orchestrator listener) as their event bus',
+    });
+    new CfnOutput(this, 'TableName', { value: this.table.tableName });
+    new CfnOutput(this, 'AlarmTopicArn', { value: this.alarmTopic.topicArn });
+    for (const { handler, role } of Object.values(this.functions)) {
+      new CfnOutput(this, `${pascal(handler)}RoleArn`, {
+        value: role.roleArn,
+        description: `Map it to Podwarden's Kubernetes RBAC group (EKS access entry) for the ${handler} function`,
+      });
+    }
+  }
+}
+
+function podwardenMetric(
+  metricName: string,
+  statistic: string,
+  period: Duration,
+  dimensions: Record<string, string> = {},
+): cloudwatch.Metric {
+  return new cloudwatch.Metric({
+    namespace: METRICS_NAMESPACE,
+    metricName,
+    dimensionsMap: { [SERVICE_DIMENSION]: SERVICE_NAME, ...dimensions },
+    statistic,
+    period,
+  });
+}
+
+/** The props a Lambda deployment can run with; the same checks the functions make at start. */
+function checkProps(props: PodwardenStackProps): void {
+  for (const [name, connection] of Object.entries(props.clusters ?? {})) {
+    if (connection?.kind !== 'eks') {
+      throw new ConfigError([
+        `cluster "${name}": Lambda functions reach clusters only through "eks" connections (endpoint, caData, region), not ${JSON.stringify(connection?.kind)}`,
+      ]);
+    }
+  }
+  // Placeholders for what only exists at deploy time; everything else is checked as the functions will.
+  loadConfig(configEnvironment(configSettings(props, LAYOUT_TABLE_NAME, props.eventBusName ?? 'podwarden')));
+  if (props.timerLagAlarmSeconds !== undefined && !(props.timerLagAlarmSeconds > 0)) {
+    throw new ConfigError([
+      `timerLagAlarmSeconds must be a positive number, got ${props.timerLagAlarmSeconds}`,
+    ]);
+  }
+}
+
+function configSettings(props: PodwardenStackProps, tableName: string, eventBusName: string): ConfigSettings {
+  return {
+    tableName,
+    eventBusName,
+    clusters: props.clusters,
+    allowedNamespaces: props.allowedNamespaces,
+    ...(props.profiles ? { profiles: props.profiles } : {}),
+    ...(props.reaper ? { reaper: props.reaper } : {}),
+    ...(props.timerBatchSize !== undefined ? { timerBatchSize: props.timerBatchSize } : {}),
+    ...(props.policy ? { policy: props.policy } : {}),
+    ...(props.exporterSources ? { exporterSources: props.exporterSources } : {}),
+    ...(props.orchestratorSources ? { orchestratorSources: props.orchestratorSources } : {}),
+  };
+}
+
+/** `pod-changed` -> `PodChanged`: construct ids from handler and route names. */
+function pascal(name: string): string {
+  return name
+    .split(/[^A-Za-z0-9]+/)
+    .filter(Boolean)
+    .map((part) => part[0]!.toUpperCase() + part.slice(1))
+    .join('');
+}

@@ -1,0 +1,101 @@
+import { describe, expect, it } from 'vitest';
+import { ContextError, type ContextKey, stackPropsFromContext } from '../../infra/context.ts';
+
+const CA_DATA = Buffer.from('-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n').toString(
+  'base64',
+);
+const PROD = {
+  kind: 'eks',
+  clusterName: 'prod',
+  endpoint: 'https://abc.eks.amazonaws.com',
+  caData: CA_DATA,
+  region: 'eu-west-1',
+};
+
+function fromContext(context: Partial<Record<ContextKey, unknown>>) {
+  return stackPropsFromContext((key) => context[key]);
+}
+
+function problemsOf(context: Partial<Record<ContextKey, unknown>>): string[] {
+  try {
+    fromContext(context);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ContextError);
+    return (error as ContextError).problems;
+  }
+  throw new Error('expected a ContextError');
+}
+
+describe('stackPropsFromContext', () => {
+  it('reads -c strings: JSON clusters, comma lists, numbers and booleans', () => {
+    const { stackName, props } = fromContext({
+      clusters: JSON.stringify({ prod: PROD }),
+      allowedNamespaces: 'airflow, batch',
+      profiles: 'airflow-kpo,generic',
+      alarmEmail: 'oncall@example.com',
+      exporterSources: '{"k8s.prod": "prod"}',
+      reaperMaxDeletes: '5',
+      reaperDryRun: 'true',
+      policy: '{"recreateBudget": 4}',
+      logRetentionDays: '90',
+    });
+    expect(stackName).toBe('Podwarden');
+    expect(props).toEqual({
+      clusters: { prod: { ...PROD, endpoint: 'https://abc.eks.amazonaws.com' } },
+      allowedNamespaces: ['airflow', 'batch'],
+      profiles: ['airflow-kpo', 'generic'],
+      alarmEmail: 'oncall@example.com',
+      exporterSources: { 'k8s.prod': 'prod' },
+      reaper: { maxDeletes: 5, dryRun: true },
+      policy: { recreateBudget: 4 },
+      logRetention: 90,
+    });
+  });
+
+  it('reads cdk.json values: objects, arrays and *', () => {
+    const { stackName, props } = fromContext({
+      stackName: 'PodwardenStaging',
+      clusters: { prod: PROD },
+      allowedNamespaces: '*',
+      orchestratorSources: ['airflow.listener', 'airflow.staging'],
+      eventBusName: 'shared',
+    });
+    expect(stackName).toBe('PodwardenStaging');
+    expect(props).toMatchObject({
+      allowedNamespaces: '*',
+      orchestratorSources: ['airflow.listener', 'airflow.staging'],
+      eventBusName: 'shared',
+    });
+  });
+
+  it('names each missing or bad key, all at once', () => {
+    expect(problemsOf({})).toEqual([
+      expect.stringMatching(/^clusters: is not set/),
+      expect.stringMatching(/^allowedNamespaces: is not set/),
+    ]);
+    const problems = problemsOf({
+      clusters: '{"prod": {"kind": "eks"}}',
+      allowedNamespaces: [],
+      alarmEmail: 'not-an-address',
+      reaperDryRun: 'maybe',
+      policy: '{"recreateBudgetX": 1}',
+      logRetentionDays: '10',
+      stackName: '1bad',
+    });
+    expect(problems).toHaveLength(7);
+    for (const [key, message] of [
+      ['stackName', /not a stack name/],
+      ['clusters', /field "clusterName" is required/],
+      ['allowedNamespaces', /names nothing/],
+      ['alarmEmail', /not an email address/],
+      ['reaperDryRun', /not true or false/],
+      ['policy', /unknown policy field "recreateBudgetX"/],
+      ['logRetentionDays', /10 is not a CloudWatch Logs retention/],
+    ] as const) {
+      expect(
+        problems.find((problem) => problem.startsWith(`${key}: `)),
+        key,
+      ).toMatch(message);
+    }
+  });
+});
