@@ -1,0 +1,441 @@
+import { hostname } from 'node:os';
+import { CLUSTERS_ENV, type ClusterConnection, parseClusterConnections } from '../cluster/connections.ts';
+import { PROFILE_NAMES, PROFILES } from '../core/identity.ts';
+import { isValidClusterName } from '../core/inbound.ts';
+import { parseDuration } from '../core/policy.ts';
+import type { ProfileName } from '../core/task.ts';
+import { LOG_LEVELS, type LogLevel } from './logger.ts';
+
+/** Event reasons that tell the engine about disruptions, failed starts and image pulls. */
+export const DEFAULT_EVENT_REASONS: readonly string[] = Object.freeze([
+  'Preempted',
+  'Evicted',
+  'TaintManagerEviction',
+  'Killing',
+  'Failed',
+  'BackOff',
+  'ErrImageNeverPull',
+  'InspectFailed',
+  'FailedCreatePodSandBox',
+]);
+
+export interface LeaseConfig {
+  namespace: string;
+  name: string;
+  durationMs: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
+}
+
+export interface BridgeConfig {
+  cluster: string;
+  /** Event bus name or ARN. */
+  bus: string;
+  region: string;
+  eventBridgeEndpoint?: string;
+  /** Empty: every namespace. */
+  namespaces: string[];
+  profiles: ProfileName[];
+  eventReasons: string[];
+  lease: LeaseConfig;
+  identity: string;
+  metricsHost: string;
+  metricsPort: number;
+  kubeconfig?: string;
+  kubeContext?: string;
+  logLevel: LogLevel;
+  /** On SIGTERM, how long queued entries may take to go out before the rest is given up on. */
+  flushTimeoutMs: number;
+  /** On becoming leader, events older than this are not forwarded from the first list. */
+  eventMaxAgeMs: number;
+}
+
+/** Every problem found in the flags and environment, so one run names them all. */
+export class BridgeConfigError extends Error {
+  override name = 'BridgeConfigError';
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(`invalid bridge configuration:\n${problems.map((problem) => `  - ${problem}`).join('\n')}`);
+    this.problems = problems;
+  }
+}
+
+interface Setting {
+  flag: string;
+  env: string[];
+  help: string;
+  default?: string;
+}
+
+/** Flags win over environment variables; the first environment variable set wins over later ones. */
+export const BRIDGE_SETTINGS = {
+  cluster: {
+    flag: 'cluster',
+    env: ['PODWARDEN_CLUSTER'],
+    help: 'cluster name put in every entry (required)',
+  },
+  bus: { flag: 'bus', env: ['PODWARDEN_BUS'], help: 'EventBridge bus name or ARN (required)' },
+  region: {
+    flag: 'region',
+    env: ['AWS_REGION', 'AWS_DEFAULT_REGION'],
+    help: 'AWS region of the bus (required)',
+  },
+  eventBridgeEndpoint: {
+    flag: 'eventbridge-endpoint',
+    env: ['PODWARDEN_EVENTBRIDGE_ENDPOINT'],
+    help: 'EventBridge endpoint URL (default: the region\u2019s own)',
+  },
+  namespaces: {
+    flag: 'namespaces',
+    env: ['PODWARDEN_NAMESPACES'],
+    help: 'comma-separated namespaces to watch, or * for all',
+    default: '*',
+  },
+  profiles: {
+    flag: 'profiles',
+    env: ['PODWARDEN_PROFILES'],
+    help: `comma-separated profiles whose pods are managed (${PROFILE_NAMES.join(', ')})`,
+    default: 'airflow-kpo',
+  },
+  eventReasons: {
+    flag: 'event-reasons',
+    env: ['PODWARDEN_EVENT_REASONS'],
+    help: 'comma-separated Kubernetes event reasons to forward',
+    default: DEFAULT_EVENT_REASONS.join(','),
+  },
+  leaseNamespace: {
+    flag: 'lease-namespace',
+    env: ['PODWARDEN_LEASE_NAMESPACE', 'POD_NAMESPACE'],
+    help: 'namespace of the leader-election Lease',
+    default: 'podwarden',
+  },
+  leaseName: {
+    flag: 'lease-name',
+    env: ['PODWARDEN_LEASE_NAME'],
+    help: 'name of the Lease',
+    default: 'podwarden-bridge',
+  },
+  leaseDuration: {
+    flag: 'lease-duration',
+    env: ['PODWARDEN_LEASE_DURATION'],
+    help: 'how long a standby waits on a silent leader (e.g. 15s)',
+    default: '15s',
+  },
+  leaseRenewDeadline: {
+    flag: 'lease-renew-deadline',
+    env: ['PODWARDEN_LEASE_RENEW_DEADLINE'],
+    help: 'the leader steps down if it cannot renew for this long (default: 2/3 of the lease)',
+  },
+  leaseRetryPeriod: {
+    flag: 'lease-retry-period',
+    env: ['PODWARDEN_LEASE_RETRY_PERIOD'],
+    help: 'pause between lease attempts and renewals (default: 2/15 of the lease)',
+  },
+  identity: {
+    flag: 'identity',
+    env: ['PODWARDEN_IDENTITY', 'POD_NAME'],
+    help: 'this replica\u2019s name in the Lease (default: the host name)',
+  },
+  metricsHost: {
+    flag: 'metrics-host',
+    env: ['PODWARDEN_METRICS_HOST'],
+    help: 'address of the /healthz, /readyz, /metrics server',
+    default: '0.0.0.0',
+  },
+  metricsPort: {
+    flag: 'metrics-port',
+    env: ['PODWARDEN_METRICS_PORT'],
+    help: 'port of that server (0: any)',
+    default: '8080',
+  },
+  kubeconfig: {
+    flag: 'kubeconfig',
+    env: ['PODWARDEN_KUBECONFIG'],
+    help: 'kubeconfig file (default: the PODWARDEN_CLUSTERS entry, in a pod its service account, else KUBECONFIG or ~/.kube/config)',
+  },
+  context: {
+    flag: 'context',
+    env: ['PODWARDEN_KUBE_CONTEXT'],
+    help: 'kubeconfig context (default: its current one)',
+  },
+  logLevel: {
+    flag: 'log-level',
+    env: ['PODWARDEN_LOG_LEVEL'],
+    help: LOG_LEVELS.join(' | '),
+    default: 'info',
+  },
+  flushTimeout: {
+    flag: 'flush-timeout',
+    env: ['PODWARDEN_FLUSH_TIMEOUT'],
+    help: 'on SIGTERM, time to deliver what is queued',
+    default: '10s',
+  },
+  eventMaxAge: {
+    flag: 'event-max-age',
+    env: ['PODWARDEN_EVENT_MAX_AGE'],
+    help: 'on becoming leader, forward listed events younger than this',
+    default: '10m',
+  },
+} as const satisfies Record<string, Setting>;
+
+type SettingName = keyof typeof BRIDGE_SETTINGS;
+
+export function bridgeUsage(): string {
+  const lines = Object.values(BRIDGE_SETTINGS as Record<string, Setting>).map((setting) => {
+    const left = `  --${setting.flag} <value>`.padEnd(34);
+    const env = setting.env.length > 0 ? ` [env ${setting.env.join(', ')}]` : '';
+    const fallback = setting.default === undefined ? '' : ` (default ${setting.default})`;
+    return `${left}${setting.help}${fallback}${env}`;
+  });
+  return [
+    'Usage: podwarden bridge [options]',
+    '',
+    'Options:',
+    ...lines,
+    `${'  --help'.padEnd(34)}this text`,
+  ].join('\n');
+}
+
+/** Splits `--name value` and `--name=value` flags; names every unknown flag, missing value and stray word. */
+export function parseFlags(
+  argv: readonly string[],
+  known: readonly string[],
+): { values: Map<string, string>; problems: string[] } {
+  const values = new Map<string, string>();
+  const problems: string[] = [];
+  for (let index = 0; index < argv.length; index += 1) {
+    const arg = argv[index]!;
+    if (!arg.startsWith('--')) {
+      problems.push(`unexpected argument "${arg}" (options are --name value)`);
+      continue;
+    }
+    const equals = arg.indexOf('=');
+    const name = equals === -1 ? arg.slice(2) : arg.slice(2, equals);
+    if (!known.includes(name)) {
+      problems.push(`unknown option --${name}`);
+      if (equals === -1 && argv[index + 1] !== undefined && !argv[index + 1]!.startsWith('--')) index += 1;
+      continue;
+    }
+    let value: string | undefined;
+    if (equals !== -1) value = arg.slice(equals + 1);
+    else {
+      value = argv[index + 1];
+      if (value === undefined || value.startsWith('--')) {
+        problems.push(`option --${name} needs a value`);
+        continue;
+      }
+      index += 1;
+    }
+    if (values.has(name)) problems.push(`option --${name} is given twice`);
+    values.set(name, value);
+  }
+  return { values, problems };
+}
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+const BUS_NAME = /^[A-Za-z0-9._\-/]{1,256}$/;
+const BUS_ARN = /^arn:aws[a-z-]*:events:[a-z0-9-]+:\d{12}:event-bus\/[A-Za-z0-9._\-/]+$/;
+const REGION = /^[a-z]{2}(-[a-z]+)+-\d+$/;
+const EVENT_REASON = /^[A-Za-z][A-Za-z0-9]*$/;
+
+export function parseBridgeConfig(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+): BridgeConfig {
+  const settings = BRIDGE_SETTINGS as Record<SettingName, Setting>;
+  const { values, problems } = parseFlags(
+    argv,
+    Object.values(settings).map((setting) => setting.flag),
+  );
+  const raw = (name: SettingName): string | undefined => {
+    const setting = settings[name];
+    const fromFlag = values.get(setting.flag);
+    if (fromFlag !== undefined) return fromFlag.trim();
+    for (const variable of setting.env) {
+      const fromEnv = env[variable];
+      if (fromEnv !== undefined && fromEnv.trim() !== '') return fromEnv.trim();
+    }
+    return setting.default;
+  };
+  const where = (name: SettingName) => {
+    const setting = settings[name];
+    return `--${setting.flag}${setting.env.length > 0 ? ` (or ${setting.env.join(', ')})` : ''}`;
+  };
+  const required = (name: SettingName): string => {
+    const value = raw(name);
+    if (value === undefined || value === '') {
+      problems.push(`${where(name)} is required`);
+      return '';
+    }
+    return value;
+  };
+  const duration = (name: SettingName, fallbackMs?: number): number => {
+    const value = raw(name);
+    if (value === undefined) return fallbackMs ?? 0;
+    const ms = parseDuration(value);
+    if (ms === undefined || ms <= 0) {
+      problems.push(`${where(name)} "${value}" is not a positive duration (e.g. 500ms, 15s, 2m)`);
+      return fallbackMs ?? 0;
+    }
+    return ms;
+  };
+  const list = (name: SettingName): string[] =>
+    (raw(name) ?? '')
+      .split(',')
+      .map((item) => item.trim())
+      .filter((item) => item !== '');
+
+  const cluster = required('cluster');
+  if (cluster && !isValidClusterName(cluster)) {
+    problems.push(
+      `${where('cluster')} "${cluster}" must be 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit`,
+    );
+  }
+  const bus = required('bus');
+  if (bus && !BUS_NAME.test(bus) && !BUS_ARN.test(bus)) {
+    problems.push(`${where('bus')} "${bus}" is neither an event bus name nor an event bus ARN`);
+  }
+  const region = required('region');
+  if (region && !REGION.test(region))
+    problems.push(`${where('region')} "${region}" is not an AWS region name (e.g. eu-west-1)`);
+
+  const endpoint = raw('eventBridgeEndpoint');
+  if (endpoint !== undefined) {
+    let url: URL | undefined;
+    try {
+      url = new URL(endpoint);
+    } catch {
+      url = undefined;
+    }
+    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+      problems.push(`${where('eventBridgeEndpoint')} "${endpoint}" is not an http(s) URL`);
+    }
+  }
+
+  const namespaceList = list('namespaces');
+  const namespaces = namespaceList.includes('*') ? [] : [...new Set(namespaceList)];
+  if (namespaceList.includes('*') && namespaceList.length > 1) {
+    problems.push(`${where('namespaces')} mixes * with named namespaces`);
+  }
+  if (namespaceList.length === 0)
+    problems.push(`${where('namespaces')} is empty (use * for every namespace)`);
+  for (const namespace of namespaces) {
+    if (namespace.length > 63 || !DNS_LABEL.test(namespace))
+      problems.push(`namespace "${namespace}" is not a valid namespace name`);
+  }
+
+  const profiles: ProfileName[] = [];
+  for (const profile of list('profiles')) {
+    if (Object.hasOwn(PROFILES, profile)) profiles.push(profile as ProfileName);
+    else problems.push(`profile "${profile}" is unknown (known: ${PROFILE_NAMES.join(', ')})`);
+  }
+  if (profiles.length === 0 && list('profiles').length === 0)
+    problems.push(`${where('profiles')} names no profile`);
+
+  const eventReasons = [...new Set(list('eventReasons'))];
+  for (const reason of eventReasons) {
+    if (!EVENT_REASON.test(reason))
+      problems.push(`event reason "${reason}" is not a CamelCase reason such as Preempted`);
+  }
+  if (eventReasons.length === 0) problems.push(`${where('eventReasons')} names no reason`);
+
+  const leaseNamespace = raw('leaseNamespace') ?? '';
+  if (leaseNamespace.length > 63 || !DNS_LABEL.test(leaseNamespace)) {
+    problems.push(`${where('leaseNamespace')} "${leaseNamespace}" is not a valid namespace name`);
+  }
+  const leaseName = raw('leaseName') ?? '';
+  if (leaseName.length > 253 || !DNS_SUBDOMAIN.test(leaseName)) {
+    problems.push(`${where('leaseName')} "${leaseName}" is not a valid object name`);
+  }
+  const problemsBeforeLease = problems.length;
+  const durationMs = duration('leaseDuration');
+  const renewDeadlineMs = duration('leaseRenewDeadline', Math.round((durationMs * 2) / 3));
+  const retryPeriodMs = duration('leaseRetryPeriod', Math.round((durationMs * 2) / 15));
+  // Compared only when all three parsed: a consequence of a typo is not a second problem.
+  if (problems.length === problemsBeforeLease) {
+    if (durationMs < 1000) problems.push(`${where('leaseDuration')} must be at least 1s`);
+    if (renewDeadlineMs >= durationMs)
+      problems.push('the lease renew deadline must be shorter than the lease duration');
+    if (retryPeriodMs >= renewDeadlineMs)
+      problems.push('the lease retry period must be shorter than the renew deadline');
+  }
+
+  const identity = raw('identity') ?? hostname();
+  if (identity === '' || identity.length > 253)
+    problems.push(`${where('identity')} must be 1-253 characters`);
+
+  const metricsHost = raw('metricsHost') ?? '0.0.0.0';
+  const portText = raw('metricsPort') ?? '';
+  const metricsPort = Number(portText);
+  if (!/^\d+$/.test(portText) || metricsPort > 65_535)
+    problems.push(`${where('metricsPort')} "${portText}" is not a port number (0-65535)`);
+
+  const logLevel = (raw('logLevel') ?? 'info') as LogLevel;
+  if (!LOG_LEVELS.includes(logLevel))
+    problems.push(`${where('logLevel')} "${logLevel}" is not one of ${LOG_LEVELS.join(', ')}`);
+
+  const flushTimeoutMs = duration('flushTimeout');
+  const eventMaxAgeMs = duration('eventMaxAge');
+  const kubeconfig = raw('kubeconfig');
+  const kubeContext = raw('context');
+
+  if (problems.length > 0) throw new BridgeConfigError(problems);
+  return {
+    cluster,
+    bus,
+    region,
+    ...(endpoint ? { eventBridgeEndpoint: endpoint } : {}),
+    namespaces,
+    profiles: [...new Set(profiles)],
+    eventReasons,
+    lease: { namespace: leaseNamespace, name: leaseName, durationMs, renewDeadlineMs, retryPeriodMs },
+    identity,
+    metricsHost,
+    metricsPort,
+    ...(kubeconfig ? { kubeconfig } : {}),
+    ...(kubeContext ? { kubeContext } : {}),
+    logLevel,
+    flushTimeoutMs,
+    eventMaxAgeMs,
+  };
+}
+
+/**
+ * How the bridge reaches its cluster: an explicit kubeconfig or context first, then the cluster's
+ * entry in PODWARDEN_CLUSTERS, then the pod's service account, then the default kubeconfig.
+ */
+export function bridgeConnection(
+  config: BridgeConfig,
+  env: Readonly<Record<string, string | undefined>>,
+): ClusterConnection {
+  if (config.kubeconfig || config.kubeContext) {
+    return {
+      kind: 'kubeconfig',
+      ...(config.kubeconfig ? { path: config.kubeconfig } : {}),
+      ...(config.kubeContext ? { context: config.kubeContext } : {}),
+    };
+  }
+  const fromMap = env[CLUSTERS_ENV]
+    ? parseClusterConnections(env[CLUSTERS_ENV]).get(config.cluster)
+    : undefined;
+  if (fromMap) return fromMap;
+  if (env.KUBERNETES_SERVICE_HOST) return { kind: 'in-cluster' };
+  return { kind: 'kubeconfig' };
+}
+
+/** Equality selectors only (`a=b,c==d`), the form the profiles use. */
+export function matchesSelector(
+  labels: Readonly<Record<string, string>> | undefined,
+  selector: string,
+): boolean {
+  return selector
+    .split(',')
+    .map((term) => term.trim())
+    .filter((term) => term !== '')
+    .every((term) => {
+      const match = /^([^=!]+)==?(.*)$/.exec(term);
+      if (!match) return false;
+      return labels?.[match[1]!.trim()] === match[2]!.trim();
+    });
+}
