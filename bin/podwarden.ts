@@ -20,6 +20,14 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
     summary: 'show the three failures fixed on a local control plane with DynamoDB Local',
     load: () => import('./commands/demo.ts'),
   },
+  bridge: {
+    summary: "forward a cluster's managed pods and their events to EventBridge (runs in the cluster)",
+    load: () => import('./commands/bridge.ts'),
+  },
+  manifests: {
+    summary: 'print the Kubernetes objects that run the bridge (kubectl apply -f -)',
+    load: () => import('./commands/manifests.ts'),
+  },
 };
 
 export function usage(): string {

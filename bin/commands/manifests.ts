@@ -1,0 +1,136 @@
+import { dumpYaml } from '@kubernetes/client-node';
+import { parseFlags } from '../../lib/bridge/config.ts';
+import { BRIDGE_NAME, bridgeManifests, roleArnProblem } from '../../lib/bridge/manifests.ts';
+import { PROFILE_NAMES, PROFILES } from '../../lib/core/identity.ts';
+import { isValidClusterName } from '../../lib/core/inbound.ts';
+import type { ProfileName } from '../../lib/core/task.ts';
+import { type CommandIO, EXIT, writeLine } from '../command.ts';
+
+const HELP = `usage: podwarden manifests --cluster <name> --bus <name|arn> --region <region> --image <image> --role-arn <arn> [options]
+
+Prints the Kubernetes objects that run \`podwarden bridge\` in a cluster (apply with kubectl apply -f -):
+a ServiceAccount annotated with the IAM role (IRSA), least-privilege RBAC (get/list/watch pods and
+events; create the Lease, get/update only it), a Deployment of 2 replicas with probes and
+resources, and a PodDisruptionBudget.
+
+  --cluster <name>          cluster name the bridge puts in every entry (required)
+  --bus <name|arn>          EventBridge bus (required)
+  --region <region>         AWS region of the bus (required)
+  --image <image>           container image whose entrypoint is the podwarden CLI (required)
+  --role-arn <arn>          IAM role with events:PutEvents on the bus (required)
+  --namespace <ns>          namespace the bridge runs in (default podwarden)
+  --namespaces <a,b|*>      namespaces to watch (default *: cluster-wide rights)
+  --profiles <a,b>          ${PROFILE_NAMES.join(', ')} (default airflow-kpo)
+  --replicas <n>            replicas, one leads at a time (default 2)
+  --lease-name <name>       leader-election Lease (default ${BRIDGE_NAME})
+  --metrics-port <port>     probes and /metrics (default 8080)
+  --no-namespace            do not emit the Namespace object (it exists already)
+  --format yaml|json        yaml documents (default) or one JSON List
+  --help                    this text
+
+Exit codes: 0 printed, 2 bad arguments.`;
+
+const FLAGS = [
+  'cluster',
+  'bus',
+  'region',
+  'image',
+  'role-arn',
+  'namespace',
+  'namespaces',
+  'profiles',
+  'replicas',
+  'lease-name',
+  'metrics-port',
+  'format',
+];
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+export async function run(argv: string[], io: CommandIO): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    writeLine(io.stdout, HELP);
+    return EXIT.ok;
+  }
+  const createNamespace = !argv.includes('--no-namespace');
+  const { values, problems } = parseFlags(
+    argv.filter((arg) => arg !== '--no-namespace'),
+    FLAGS,
+  );
+  const required = (flag: string): string => {
+    const value = values.get(flag)?.trim();
+    if (!value) problems.push(`--${flag} is required`);
+    return value ?? '';
+  };
+  const list = (flag: string, fallback: string) =>
+    (values.get(flag) ?? fallback)
+      .split(',')
+      .map((item) => item.trim())
+      .filter((item) => item !== '');
+
+  const cluster = required('cluster');
+  if (cluster && !isValidClusterName(cluster))
+    problems.push(`--cluster "${cluster}" is not a valid cluster name`);
+  const bus = required('bus');
+  const region = required('region');
+  if (region && !/^[a-z]{2}(-[a-z]+)+-\d+$/.test(region))
+    problems.push(`--region "${region}" is not an AWS region name`);
+  const image = required('image');
+  if (image && /\s/.test(image)) problems.push(`--image "${image}" contains white space`);
+  const roleArn = required('role-arn');
+  const arnProblem = roleArn ? roleArnProblem(roleArn) : undefined;
+  if (arnProblem) problems.push(`--role-arn ${arnProblem}`);
+  const namespace = values.get('namespace') ?? 'podwarden';
+  if (!DNS_LABEL.test(namespace) || namespace.length > 63)
+    problems.push(`--namespace "${namespace}" is not a namespace name`);
+  const watched = list('namespaces', '*');
+  const watchNamespaces = watched.includes('*') ? [] : watched;
+  for (const name of watchNamespaces) {
+    if (!DNS_LABEL.test(name) || name.length > 63)
+      problems.push(`--namespaces: "${name}" is not a namespace name`);
+  }
+  const profiles = list('profiles', 'airflow-kpo');
+  for (const profile of profiles) {
+    if (!Object.hasOwn(PROFILES, profile))
+      problems.push(`--profiles: "${profile}" is unknown (known: ${PROFILE_NAMES.join(', ')})`);
+  }
+  const replicas = Number(values.get('replicas') ?? '2');
+  if (!Number.isInteger(replicas) || replicas < 1 || replicas > 10)
+    problems.push('--replicas must be a whole number from 1 to 10');
+  const leaseName = values.get('lease-name') ?? BRIDGE_NAME;
+  if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(leaseName))
+    problems.push(`--lease-name "${leaseName}" is not an object name`);
+  const metricsPort = Number(values.get('metrics-port') ?? '8080');
+  if (!Number.isInteger(metricsPort) || metricsPort < 1 || metricsPort > 65_535)
+    problems.push('--metrics-port must be 1-65535');
+  const format = values.get('format') ?? 'yaml';
+  if (format !== 'yaml' && format !== 'json') problems.push(`--format "${format}" must be yaml or json`);
+
+  if (problems.length > 0) {
+    writeLine(io.stderr, `podwarden manifests: ${problems.join('; ')}\n(see podwarden manifests --help)`);
+    return EXIT.usage;
+  }
+  const objects = bridgeManifests({
+    cluster,
+    bus,
+    region,
+    image,
+    roleArn,
+    namespace,
+    watchNamespaces,
+    profiles: [...new Set(profiles)] as ProfileName[],
+    replicas,
+    leaseName,
+    metricsPort,
+    createNamespace,
+  });
+  if (format === 'json') {
+    writeLine(io.stdout, JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects }, null, 2));
+  } else {
+    writeLine(
+      io.stdout,
+      objects.map((object) => dumpYaml(object, { noRefs: true }).trimEnd()).join('\n---\n'),
+    );
+  }
+  return EXIT.ok;
+}
