@@ -13,7 +13,22 @@ import type { HandlerName } from '../../lib/routes.ts';
 import { METRIC, METRICS_NAMESPACE, type MetricName, SERVICE_NAME } from './metric-names.ts';
 
 export const logger = new Logger({ serviceName: SERVICE_NAME });
-export const metrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName: SERVICE_NAME });
+export const metrics = new Metrics({
+  namespace: METRICS_NAMESPACE,
+  serviceName: SERVICE_NAME,
+  // Powertools' own notices, as structured log lines; an invocation that counted nothing (most
+  // skipped events) is normal here, not worth a warning each time.
+  logger: {
+    debug: (...content: unknown[]) => logger.debug(String(content[0])),
+    info: (...content: unknown[]) => logger.info(String(content[0])),
+    warn: (...content: unknown[]) => {
+      const message = String(content[0]);
+      if (message.startsWith('No application metrics to publish')) logger.debug(message);
+      else logger.warn(message);
+    },
+    error: (...content: unknown[]) => logger.error(String(content[0])),
+  },
+});
 
 /** The reconciler's logging port on the Powertools logger. */
 export const reconcilerLog: ReconcilerLogger = {

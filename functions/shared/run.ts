@@ -1,5 +1,6 @@
+import { ClusterError } from '../../lib/core/ports.ts';
 import { describeTask } from '../../lib/core/task.ts';
-import { isRetryable, reconcile } from '../../lib/reconciler/reconcile.ts';
+import { reconcile } from '../../lib/reconciler/reconcile.ts';
 import type { HandlerName } from '../../lib/routes.ts';
 import { type ContainerDeps, reconcilerDeps } from './deps.ts';
 import type { Intake } from './intake.ts';
@@ -43,9 +44,15 @@ export async function runIntake(
     count(METRIC.reconcileErrors);
     logger.error('reconcile failed; the invocation will be retried', {
       error: error as Error,
-      retryable: isRetryable(error),
+      failure: failureKind(error),
       target: intake.target,
     });
     throw error;
   }
+}
+
+/** What failed, for the log line: a cluster error by its kind, anything else by its name. */
+export function failureKind(error: unknown): string {
+  if (error instanceof ClusterError) return `cluster ${error.kind}`;
+  return error instanceof Error ? error.name : typeof error;
 }
