@@ -9,11 +9,11 @@
 
 import { namespaceAllowed, type PodwardenConfig } from '../../lib/config.ts';
 import { identifyPod, orchestratorTaskKey } from '../../lib/core/identity.ts';
-import { isImagePullEvent } from '../../lib/core/image-pull.ts';
 import { type InboundEvent, isValidClusterName, parseInboundEvent } from '../../lib/core/inbound.ts';
 import type { Observation } from '../../lib/core/observation.ts';
 import type { Pod } from '../../lib/core/pod.ts';
 import type { ProfileName } from '../../lib/core/task.ts';
+import { eventHint } from '../../lib/local/poller.ts';
 import type { Target } from '../../lib/reconciler/reconcile.ts';
 import { SCHEDULE_SOURCE, TASK_INSTANCE_CHANGED } from '../../lib/routes.ts';
 
@@ -26,13 +26,6 @@ type IntakeConfig = Pick<
   PodwardenConfig,
   'clusters' | 'profiles' | 'allowedNamespaces' | 'exporterSources' | 'orchestratorSources'
 >;
-
-/** Kubernetes Event reasons that tell of a disruption (the scheduler's and the kubelet's). */
-export const DISRUPTION_EVENT_REASONS: readonly string[] = Object.freeze([
-  'Preempted',
-  'Evicted',
-  'TaintManagerEviction',
-]);
 
 const NAMESPACE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
@@ -52,17 +45,24 @@ export function kubernetesEventIntake(event: unknown, config: IntakeConfig): Int
   const parsed = parseInboundEvent(event, { exporterSources: config.exporterSources });
   if (!parsed.ok) return { kind: 'malformed', problem: parsed.problem };
   if (parsed.kind !== 'kubernetes-event') return misrouted(parsed, 'kubernetes-event');
-  const facts = {
-    podName: parsed.podName,
-    ...(parsed.podUid ? { podUid: parsed.podUid } : {}),
-    reason: parsed.reason,
-    message: parsed.message,
-    at: parsed.at,
-  };
-  let hint: Observation;
-  if (DISRUPTION_EVENT_REASONS.includes(parsed.reason)) hint = { type: 'preempted-event', ...facts };
-  else if (isImagePullEvent(parsed.reason, parsed.message)) hint = { type: 'image-pull-event', ...facts };
-  else return { kind: 'skip', reason: `event reason ${parsed.reason} is not one Podwarden acts on` };
+  // The same event-to-hint mapping the local runtime uses, so both transports decide alike.
+  const hint = eventHint(
+    {
+      namespace: parsed.namespace,
+      name: '',
+      reason: parsed.reason,
+      message: parsed.message,
+      involvedObject: {
+        kind: 'Pod',
+        name: parsed.podName,
+        namespace: parsed.namespace,
+        ...(parsed.podUid ? { uid: parsed.podUid } : {}),
+      },
+      lastTimestamp: new Date(parsed.at).toISOString(),
+    },
+    parsed.at,
+  );
+  if (!hint) return { kind: 'skip', reason: `event reason ${parsed.reason} is not one Podwarden acts on` };
   return podTarget(parsed, config, [hint]);
 }
 
