@@ -11,7 +11,10 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import type { Context } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
-import { handler as kubernetesEventHandler } from '../../functions/kubernetes-event.ts';
+import {
+  handleKubernetesEvent,
+  handler as kubernetesEventHandler,
+} from '../../functions/kubernetes-event.ts';
 import { handler as orchestratorHandler } from '../../functions/orchestrator.ts';
 import { handlePodChanged, handler as podChangedHandler } from '../../functions/pod-changed.ts';
 import { handleReaper, handler as reaperHandler } from '../../functions/reaper.ts';
@@ -450,6 +453,30 @@ describe('seed 000 through the functions: preempted, then re-created by the time
     expect(lags.length).toBeGreaterThan(0);
     // The pass that found the re-create due was late by at least a little (its dueAt had passed).
     expect(Math.max(...lags.map((lag) => lag.value))).toBeGreaterThan(0);
+  });
+});
+
+describe('kubernetes-event: a spent re-create budget', () => {
+  it('fails the task with cause DisruptionBudgetExhausted, the metric its alarm watches', async () => {
+    const pod = await runningPod('budget-z3c7', 'budget');
+    await deliver(podChangedEvent(pod, 'added'));
+    const deps = containerDeps();
+    const noBudget: ContainerDeps = {
+      ...deps,
+      config: { ...deps.config, policy: { ...deps.config.policy, recreateBudget: 0 } },
+    };
+    const handler = instrument('kubernetes-event', (event) => handleKubernetesEvent(event, noBudget));
+    const mark = jsonLines.length;
+    const result = await handler(
+      kubeEvent(pod, 'Preempted', 'Preempted by pod kube-system/node-agent-q on node kwok-node-1'),
+      lambdaContext('kubernetes-event'),
+    );
+    expect(result).toMatchObject({ outcome: 'reconciled', state: 'Failed' });
+    expect((await store.get(taskKey('budget')))?.cause).toBe('DisruptionBudgetExhausted');
+    expect(
+      total(metricsSince(mark), 'TasksFailed', { cause: 'DisruptionBudgetExhausted', service: 'podwarden' }),
+    ).toBe(1);
+    expect(recordedOfType('Task Failed', 'budget')).toHaveLength(1);
   });
 });
 
