@@ -120,6 +120,11 @@ export class Bridge {
     return this.#forwarding && this.#watchers.every((watcher) => watcher.synced);
   }
 
+  /** Every watch has a stream open right now. */
+  get watchesConnected(): boolean {
+    return this.#watchers.length > 0 && this.#watchers.every((watcher) => watcher.connected);
+  }
+
   get pendingEntries(): number {
     return this.#forwarder.pending;
   }
@@ -157,15 +162,18 @@ export class Bridge {
     for (const watcher of this.#watchers) watcher.interrupt();
   }
 
-  /** Stop watching, deliver what is queued (up to the flush timeout), release the lease, close the server. */
-  async shutdown(): Promise<void> {
+  /**
+   * Stop watching, deliver what is queued (up to the flush timeout), release the lease, close the
+   * server. `releaseLease: false` leaves the lease to expire, as a crashed replica would.
+   */
+  async shutdown(options: { releaseLease?: boolean } = {}): Promise<void> {
     if (this.#shuttingDown) return;
     this.#shuttingDown = true;
     this.#log.info('shutting down');
     await this.#enqueueTransition(() => this.#stopForwarding());
     await this.#events;
     const { undelivered } = await this.#forwarder.flush(this.config.flushTimeoutMs);
-    await this.#elector.stop({ release: true });
+    await this.#elector.stop({ release: options.releaseLease ?? true });
     this.metrics.isLeader.set(0);
     await this.#server?.close();
     this.#port.destroy?.();

@@ -76,6 +76,7 @@ export class ResourceWatcher<T extends ObjectMeta> {
   #stream: WatchStream | undefined;
   #wake: (() => void) | undefined;
   #synced = false;
+  #streamOpened: (() => void) | undefined;
   #syncWaiters: Array<() => void> = [];
 
   constructor(options: WatcherOptions<T>) {
@@ -90,6 +91,11 @@ export class ResourceWatcher<T extends ObjectMeta> {
   /** True once the watcher has listed (or resumed its watch) and is following changes. */
   get synced(): boolean {
     return this.#synced;
+  }
+
+  /** A watch stream is open right now (false while listing or backing off before a reconnect). */
+  get connected(): boolean {
+    return this.#stream !== undefined;
   }
 
   get resourceVersion(): string | undefined {
@@ -120,6 +126,7 @@ export class ResourceWatcher<T extends ObjectMeta> {
   /** Cuts the current stream as a network failure would; the watcher resumes from its last version. */
   interrupt(): void {
     this.#stream?.abort();
+    this.#stream = undefined;
   }
 
   #waitSynced(): Promise<void> {
@@ -140,6 +147,10 @@ export class ResourceWatcher<T extends ObjectMeta> {
   async #run(): Promise<void> {
     const resource = this.target.resource;
     let failures = 0;
+    // A stream the server accepted ends a run of failures: the next failure backs off from the start.
+    this.#streamOpened = () => {
+      failures = 0;
+    };
     while (!this.#stopped) {
       try {
         if (this.#resourceVersion === undefined) await this.#list();
@@ -285,6 +296,7 @@ export class ResourceWatcher<T extends ObjectMeta> {
             return;
           }
           this.#stream = opened;
+          this.#streamOpened?.();
           this.#markSynced();
         },
         (error: unknown) => finish({ kind: 'error', error }),

@@ -24,6 +24,19 @@ export interface RecordedEntry {
   call: number;
 }
 
+/** The envelope EventBridge wraps around an entry when it delivers it to a rule's target. */
+export interface TargetEvent {
+  version: '0';
+  id: string;
+  'detail-type': string;
+  source: string;
+  account: string;
+  time: string;
+  region: string;
+  resources: string[];
+  detail: unknown;
+}
+
 export interface RecordedCall {
   call: number;
   entries: number;
@@ -48,6 +61,8 @@ export interface EventBridgeRecorder {
   readonly calls: RecordedCall[];
   /** Accepted entries' details, parsed. */
   details(): Array<Record<string, unknown>>;
+  /** Accepted entries as an EventBridge rule target receives them (the event envelope). */
+  targetEvents(): TargetEvent[];
   /** The next `count` entries (across calls) fail with `errorCode`, the rest of their call succeeds. */
   failNextEntries(count: number, errorCode?: string): void;
   /** A standing rule applied to every entry not already failed by `failNextEntries`. */
@@ -144,6 +159,18 @@ export async function startEventBridgeRecorder(): Promise<EventBridgeRecorder> {
     entries,
     calls,
     details: () => entries.map((entry) => JSON.parse(entry.Detail ?? '{}') as Record<string, unknown>),
+    targetEvents: () =>
+      entries.map((entry) => ({
+        version: '0',
+        id: entry.eventId,
+        'detail-type': entry.DetailType ?? '',
+        source: entry.Source ?? '',
+        account: '000000000000',
+        time: new Date((entry.Time ?? 0) * 1000).toISOString(),
+        region: 'local',
+        resources: entry.Resources ?? [],
+        detail: JSON.parse(entry.Detail ?? '{}') as unknown,
+      })),
     failNextEntries(count, errorCode = 'InternalFailure') {
       failNext = count;
       failNextCode = errorCode;
