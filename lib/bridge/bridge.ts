@@ -4,7 +4,7 @@ import type { Pod } from '../core/pod.ts';
 import type { KubeEvent } from '../core/ports.ts';
 import type { BackoffPolicy } from './batching.ts';
 import { type BridgeConfig, matchesSelector } from './config.ts';
-import { kubeEventItem, kubeEventTime, podChangedItem, podKey, toKubeEvent } from './entries.ts';
+import { kubeEventItem, kubeEventTime, podChangedItem, podKey, toKubeEvent, trimPod } from './entries.ts';
 import { eventBridgePort } from './eventbridge.ts';
 import { Forwarder, type ForwarderOptions, type PutEventsPort } from './forwarder.ts';
 import { type KubeApi, KubeApiError, kubeApi } from './kube.ts';
@@ -210,6 +210,7 @@ export class Bridge {
           new ResourceWatcher<Pod>({
             ...this.#watcherCommon({ resource: 'pods', ...(namespace ? { namespace } : {}), labelSelector }),
             keepObjects: true,
+            retain: trimPod,
             onChange: (change, pod, via) => this.#onPod(change, pod, via),
           }),
       ),

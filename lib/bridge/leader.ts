@@ -106,15 +106,19 @@ export class LeaderElector {
     while (!this.#stopped) {
       if (this.#leader) await this.#pause(this.#options.retryPeriodMs);
       if (this.#stopped) break;
-      const held = await this.#tryAcquireOrRenew();
+      const outcome = await this.#tryAcquireOrRenew();
       if (this.#stopped) break;
       const now = this.#now();
-      if (held) {
+      if (outcome === 'held') {
         this.#lastRenewAt = now;
         if (!this.#leader) {
           this.#log.info('became leader');
           this.#setLeader(true);
         }
+      } else if (this.#leader && outcome === 'taken') {
+        // Someone else holds a valid lease: forwarding on, even briefly, would make two leaders.
+        this.#log.warn('the lease is held by another replica; stepping down');
+        this.#setLeader(false);
       } else if (this.#leader && now - this.#lastRenewAt > this.#options.renewDeadlineMs) {
         this.#log.warn('could not renew the lease in time; stepping down', {
           sinceLastRenewMs: now - this.#lastRenewAt,
@@ -155,8 +159,11 @@ export class LeaderElector {
     return withName ? `${base}/${encodeURIComponent(name)}` : base;
   }
 
-  /** True when this replica holds the lease after the call. Errors count as "not held". */
-  async #tryAcquireOrRenew(): Promise<boolean> {
+  /**
+   * `held`: this replica holds the lease after the call; `taken`: another replica holds a valid lease;
+   * `failed`: the call failed or lost a write race (try again later).
+   */
+  async #tryAcquireOrRenew(): Promise<'held' | 'taken' | 'failed'> {
     const { api, identity, namespace, name } = this.#options;
     const leaseSeconds = Math.ceil(this.#options.leaseDurationMs / 1000);
     const now = this.#now();
@@ -179,7 +186,7 @@ export class LeaderElector {
           },
         };
         await api.request('POST', this.#path(false), { body: created });
-        return true;
+        return 'held';
       }
       const spec = lease.spec ?? {};
       const key = JSON.stringify([
@@ -192,7 +199,7 @@ export class LeaderElector {
       const holder = spec.holderIdentity ?? '';
       const heldByOther = holder !== '' && holder !== identity;
       const durationMs = (spec.leaseDurationSeconds ?? leaseSeconds) * 1000;
-      if (heldByOther && this.#observed.at + durationMs > now) return false;
+      if (heldByOther && this.#observed.at + durationMs > now) return 'taken';
       const ours = holder === identity;
       const updated: Lease = {
         ...lease,
@@ -206,11 +213,11 @@ export class LeaderElector {
       };
       await api.request('PUT', this.#path(true), { body: updated });
       if (heldByOther) this.#log.info('took over an expired lease', { previousHolder: holder });
-      return true;
+      return 'held';
     } catch (error) {
-      if (error instanceof KubeApiError && (error.status === 409 || error.status === 404)) return false;
+      if (error instanceof KubeApiError && (error.status === 409 || error.status === 404)) return 'failed';
       this.#log.warn('lease request failed', { error });
-      return false;
+      return 'failed';
     }
   }
 

@@ -43,6 +43,8 @@ export interface WatcherOptions<T> {
   onChange: (change: ChangeKind, object: T, via: Via) => void;
   /** Keep each object's last state, to report deletions a re-list finds (pods); else only versions. */
   keepObjects: boolean;
+  /** What to keep of an object (e.g. without managedFields); the whole object by default. */
+  retain?: (object: T) => T;
   checkpoint?: WatcherCheckpoint<T>;
   pageSize?: number;
   /**
@@ -231,7 +233,10 @@ export class ResourceWatcher<T extends ObjectMeta> {
     const via: Via = this.#listedOnce ? 'relist' : 'initial';
     this.#options.metrics.relists.inc({ resource: target.resource, via });
     const { changes, next } = diffRelist(this.#known, items);
-    if (!this.#options.keepObjects) for (const known of next.values()) delete known.object;
+    for (const known of next.values()) {
+      if (!this.#options.keepObjects) delete known.object;
+      else if (known.object && this.#options.retain) known.object = this.#options.retain(known.object);
+    }
     this.#known = next;
     this.#resourceVersion = resourceVersion;
     this.#listedOnce = true;
@@ -316,7 +321,9 @@ export class ResourceWatcher<T extends ObjectMeta> {
     }
     this.#known.set(uid, {
       resourceVersion: resourceVersion ?? '',
-      ...(this.#options.keepObjects ? { object } : {}),
+      ...(this.#options.keepObjects
+        ? { object: this.#options.retain ? this.#options.retain(object) : object }
+        : {}),
     });
     this.#emit(type === 'ADDED' ? 'added' : 'modified', object, 'watch');
   }

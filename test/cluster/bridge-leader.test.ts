@@ -5,6 +5,8 @@ import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Bridge } from '../../lib/bridge/bridge.ts';
 import { parseBridgeConfig } from '../../lib/bridge/config.ts';
 import { eventBridgePort } from '../../lib/bridge/eventbridge.ts';
+import { kubeApi } from '../../lib/bridge/kube.ts';
+import { type Lease, microTime } from '../../lib/bridge/leader.ts';
 import { createLogger } from '../../lib/bridge/logger.ts';
 import { parseInboundEvent } from '../../lib/core/inbound.ts';
 import { type EventBridgeRecorder, startEventBridgeRecorder } from '../support/eventbridge-recorder.ts';
@@ -32,7 +34,7 @@ afterEach(async () => {
   await recorder.close();
 });
 
-async function replica(namespace: string, identity: string): Promise<Bridge> {
+async function replica(namespace: string, identity: string, logLines: string[] = []): Promise<Bridge> {
   const config = parseBridgeConfig(
     [
       ...[
@@ -53,7 +55,7 @@ async function replica(namespace: string, identity: string): Promise<Bridge> {
   );
   const bridge = new Bridge(config, {
     kubeConfig: kc,
-    log: createLogger({ sink: { write: () => undefined } }),
+    log: createLogger({ sink: { write: (line) => logLines.push(line) } }),
     putEvents: eventBridgePort({
       region: config.region,
       endpoint: recorder.endpoint,
@@ -105,7 +107,8 @@ describe('bridge leader election', () => {
     await waitFor('the first pod to arrive', async () => arrived('before'));
     // The standby does not even watch: one replica forwards at a time.
     expect(standby.metrics.seen.total()).toBe(0);
-    expect(leader.metrics.forwarded.total()).toBeGreaterThan(0);
+    // The recorder keeps an entry before it answers; the bridge counts it once the answer is back.
+    await waitFor('the leader to count it forwarded', async () => leader.metrics.forwarded.total() > 0);
 
     // The leader dies without handing the lease back: the standby waits for the lease to expire.
     const transitionsBefore = (await holder(namespace)).transitions;
@@ -120,7 +123,7 @@ describe('bridge leader election', () => {
 
     await createManaged(namespace, 'after');
     await waitFor('a pod created after the failover to arrive', async () => arrived('after'));
-    expect(standby.metrics.forwarded.total()).toBeGreaterThan(0);
+    await waitFor('the new leader to count it forwarded', async () => standby.metrics.forwarded.total() > 0);
 
     // A third replica stands by; the leader steps down cleanly and hands the lease over.
     const third = await replica(namespace, 'replica-c');
@@ -130,5 +133,34 @@ describe('bridge leader election', () => {
     const handoverMs = Date.now() - steppedDownAt;
     expect(handoverMs).toBeLessThan(LEASE_SECONDS * 1000);
     expect((await holder(namespace)).identity).toBe('replica-c');
+  });
+
+  it('steps down at once when it finds another replica holding the lease', async () => {
+    const namespace = await createTestNamespace(kc, 'bridge-taken');
+    const logLines: string[] = [];
+    const only = await replica(namespace, 'replica-a', logLines);
+    await waitFor('the replica to lead', async () => only.isForwarding);
+    // Another holder writes itself into the lease (as after a partition healed): two must never forward.
+    // Raw JSON: the typed client writes Lease times with millisecond precision, which the API server refuses.
+    const api = kubeApi(kc);
+    const path = `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases/bridge`;
+    const lease = (await api.request('GET', path)) as Lease;
+    await api.request('PUT', path, {
+      body: {
+        ...lease,
+        spec: { ...lease.spec, holderIdentity: 'intruder', renewTime: microTime(Date.now()) },
+      },
+    });
+    const takenAt = Date.now();
+    await waitFor('the replica to step down', async () => !only.isLeader && !only.isForwarding);
+    expect(Date.now() - takenAt).toBeLessThan(LEASE_SECONDS * 1000);
+    // It stepped down because it saw the other holder, not because its renew deadline ran out.
+    const messages = logLines.map((line) => JSON.parse(line).msg);
+    expect(messages).toContain('the lease is held by another replica; stepping down');
+    expect(messages).not.toContain('could not renew the lease in time; stepping down');
+    expect(only.metrics.isLeader.get()).toBe(0);
+    // The intruder never renews: once its lease has expired, the replica leads again.
+    await waitFor('the replica to lead again', async () => only.isForwarding, 30_000);
+    expect((await holder(namespace)).identity).toBe('replica-a');
   });
 });
