@@ -263,8 +263,10 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
         `--kubeconfig=${kubeconfigPath}`,
         `--config=${join(controlPlaneScriptsDir, 'kwok-stages.yaml')}`,
         `--manage-nodes-with-annotation-selector=${fakeNodeAnnotation.key}=${fakeNodeAnnotation.value}`,
-        '--cidr=10.244.0.0/16',
-        '--node-ip=10.240.0.1',
+        // Loopback addresses, so nothing (e.g. a pod log request the API server forwards to the
+        // "kubelet") ever sends traffic off this machine.
+        '--cidr=127.224.0.0/12',
+        '--node-ip=127.0.0.1',
       ],
       join(dirs.logs, 'kwok.log'),
     );

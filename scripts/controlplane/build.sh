@@ -87,7 +87,7 @@ if [[ "$(printf '%s\n%s\n' "$want_go" "${have_go%%[-+ ]*}" | sort -V | head -n1)
   exit 1
 fi
 
-export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-mod=mod -trimpath"
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="${GOFLAGS:+$GOFLAGS }-mod=mod -trimpath"
 # The build reads the environment's GOPROXY/GOMODCACHE/GOCACHE, so a user's mirror or caches apply.
 
 mkdir -p "$cache_root"

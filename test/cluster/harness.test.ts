@@ -147,10 +147,11 @@ describe('the scheduler', () => {
     });
     expect(daemon.spec?.priority).toBe(priorityClasses.daemonHigh.value);
 
+    // The scheduler sets the condition first and then deletes the victim with its grace period.
     const preempted = await podWhen(
       'victim',
-      'marked DisruptionTarget',
-      (p) => condition(p, 'DisruptionTarget') !== undefined,
+      'marked DisruptionTarget and terminating',
+      (p) => condition(p, 'DisruptionTarget') !== undefined && Boolean(p.metadata?.deletionTimestamp),
     );
     expect(condition(preempted, 'DisruptionTarget')).toMatchObject({
       status: 'True',
