@@ -124,7 +124,10 @@ describe('the reconcile loop', () => {
       async () => (await readPodOrUndefined(kc, namespace, 'race-pod')) === undefined,
     );
 
-    // Five handlers at once, as duplicated events and a timer would wake them, past the back-off.
+    // The deletion is noticed (the back-off starts), then five handlers run at once past the
+    // back-off, as duplicated events and a timer would wake them.
+    await reconcile(deps, target, []);
+    expect((await store.get(taskId('race')))?.disruption?.goneAt).toBeDefined();
     const later = depsWith({ emit: async () => {} }, () => Date.now() + 10_000);
     await Promise.all(Array.from({ length: 5 }, () => reconcile(later, target, [{ type: 'timer-fired' }])));
     const task = await store.get(taskId('race'));
