@@ -187,6 +187,14 @@ async function commit(
   actions: Action[],
   now: number,
 ): Promise<ReconcileResult> {
+  if (deps.dryRun) {
+    // A dry run reports what it would delete and changes nothing else: no record, no event, no pod.
+    const audits = actions.flatMap((a) => (a.kind === 'delete-pod' ? [deleteAudit(deps, a, 'dry-run')] : []));
+    for (const audit of audits)
+      deps.log.info('would delete pod (dry run)', { task: before.id, pod: audit.podName });
+    if (audits.length > 0) await deps.store.appendAudit(before.id, audits);
+    return { task: before, actions };
+  }
   const events = actions.flatMap((a) => (a.kind === 'emit' ? [a.event] : []));
   if (events.length > 0) after.outbox = [...(after.outbox ?? []), ...events];
   let saved = after;
@@ -255,11 +263,6 @@ async function perform(
       return pod;
     }
     case 'delete-pod': {
-      if (deps.dryRun) {
-        audits.push(deleteAudit(deps, action, 'dry-run'));
-        deps.log.info('would delete pod (dry run)', { task: task.id, pod: action.podName, why: action.why });
-        return undefined;
-      }
       const outcome = await deps.cluster.deletePod(cluster, action.namespace, action.podName, {
         uid: action.uid,
         gracePeriodSeconds: action.gracePeriodSeconds,

@@ -622,6 +622,7 @@ describe('reaper', () => {
     const handler = instrument('reaper', (event) => handleReaper(event, dryRun));
     const zombie = await zombiePod('zombie-dry-w8e3', 'zombie-dry');
     const mark = jsonLines.length;
+    const recordBefore = await store.get(taskKey('zombie-dry'));
 
     expect(await handler(scheduled('reaper'), lambdaContext('reaper'))).toMatchObject({
       outcome: 'reaper-pass',
@@ -631,6 +632,8 @@ describe('reaper', () => {
       zombie.metadata?.uid,
     );
     expect(total(metricsSince(mark), 'PodsReaped')).toBe(0);
+    // Nothing but the audit changes: the record (state, outbox of events) is as it was.
+    expect(await store.get(taskKey('zombie-dry'))).toEqual(recordBefore);
     expect(await store.listAudit(taskKey('zombie-dry'))).toContainEqual(
       expect.objectContaining({ what: 'reap:sidecar-zombie', outcome: 'dry-run' }),
     );
