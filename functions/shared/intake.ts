@@ -10,10 +10,10 @@
 import { namespaceAllowed, type PodwardenConfig } from '../../lib/config.ts';
 import { identifyPod, orchestratorTaskKey } from '../../lib/core/identity.ts';
 import { type InboundEvent, isValidClusterName, parseInboundEvent } from '../../lib/core/inbound.ts';
+import { eventHint } from '../../lib/core/kube-event.ts';
 import type { Observation } from '../../lib/core/observation.ts';
 import type { Pod } from '../../lib/core/pod.ts';
 import type { ProfileName } from '../../lib/core/task.ts';
-import { eventHint } from '../../lib/local/poller.ts';
 import type { Target } from '../../lib/reconciler/reconcile.ts';
 import { SCHEDULE_SOURCE, TASK_INSTANCE_CHANGED } from '../../lib/routes.ts';
 

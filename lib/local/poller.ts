@@ -5,9 +5,7 @@
  * differs; every decision is the shared library's.
  */
 import { PROFILES } from '../core/identity.ts';
-import { isImagePullEvent } from '../core/image-pull.ts';
-import type { Observation } from '../core/observation.ts';
-import type { KubeEvent } from '../core/ports.ts';
+import { eventHint } from '../core/kube-event.ts';
 import type { ProfileName } from '../core/task.ts';
 import { runReaperPass, runTimerPass } from '../reconciler/passes.ts';
 import { type ReconcilerDeps, reconcile } from '../reconciler/reconcile.ts';
@@ -26,9 +24,6 @@ export interface PollSummary {
   timers: number;
   reaped: number;
 }
-
-/** Event reasons the bridge forwards that the engine turns into observations. */
-const DISRUPTION_EVENT_REASONS = new Set(['Preempted', 'Evicted', 'TaintManagerEviction']);
 
 /**
  * Lists what the bridge would forward and reconciles each item. It remembers the pods of the last
@@ -86,19 +81,4 @@ export class Poller {
       : 0;
     return { pods: pods.length, events, timers: timers.reconciled, reaped };
   }
-}
-
-/** The observation a Kubernetes event stands for, or undefined for events that do not matter. */
-export function eventHint(event: KubeEvent, now: number): Observation | undefined {
-  const podName = event.involvedObject.name;
-  if (!podName) return undefined;
-  const at = Date.parse(event.lastTimestamp ?? event.eventTime ?? event.firstTimestamp ?? '') || now;
-  const uid = event.involvedObject.uid ? { podUid: event.involvedObject.uid } : {};
-  if (DISRUPTION_EVENT_REASONS.has(event.reason)) {
-    return { type: 'preempted-event', podName, ...uid, reason: event.reason, message: event.message, at };
-  }
-  if (isImagePullEvent(event.reason, event.message)) {
-    return { type: 'image-pull-event', podName, ...uid, reason: event.reason, message: event.message, at };
-  }
-  return undefined;
 }
