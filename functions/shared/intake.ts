@@ -9,7 +9,12 @@
 
 import { namespaceAllowed, type PodwardenConfig } from '../../lib/config.ts';
 import { identifyPod, orchestratorTaskKey } from '../../lib/core/identity.ts';
-import { type InboundEvent, isValidClusterName, parseInboundEvent } from '../../lib/core/inbound.ts';
+import {
+  describe,
+  type InboundEvent,
+  isValidClusterName,
+  parseInboundEvent,
+} from '../../lib/core/inbound.ts';
 import { eventHint } from '../../lib/core/kube-event.ts';
 import type { Observation } from '../../lib/core/observation.ts';
 import type { Pod } from '../../lib/core/pod.ts';
@@ -233,13 +238,4 @@ function decodeDetail(detail: unknown): unknown {
   } catch {
     return detail;
   }
-}
-
-function describe(value: unknown): string {
-  if (value === undefined) return 'missing';
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'string') return `"${value.length > 60 ? `${value.slice(0, 60)}...` : value}"`;
-  if (typeof value === 'object') return 'an object';
-  return `${typeof value} ${String(value)}`;
 }

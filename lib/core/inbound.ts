@@ -354,7 +354,8 @@ function podName(value: unknown, what: string): string {
   return name;
 }
 
-function describe(value: unknown): string {
+/** A short description of an untrusted value for error messages (never the whole value). */
+export function describe(value: unknown): string {
   if (value === undefined) return 'missing';
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
