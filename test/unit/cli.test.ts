@@ -47,7 +47,9 @@ describe('podwarden', { timeout: TIMEOUT }, () => {
     const result = await runCli(['--help']);
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/^usage: podwarden <command>/);
-    expect(result.stdout).toMatch(/^ {2}explain {2}\S/m);
+    for (const command of ['explain', 'demo', 'bridge', 'manifests']) {
+      expect(result.stdout).toMatch(new RegExp(`^ {2}${command} +\\S`, 'm'));
+    }
   });
 
   it('exits 2 with the usage on stderr when no command is given', async () => {
@@ -60,7 +62,7 @@ describe('podwarden', { timeout: TIMEOUT }, () => {
     const result = await runCli(['explian']);
     expect(result).toMatchObject({ code: 2, stdout: '' });
     expect(result.stderr).toBe(
-      'podwarden: unknown command "explian"; commands: explain (see podwarden --help)\n',
+      'podwarden: unknown command "explian"; commands: explain, demo, bridge, manifests (see podwarden --help)\n',
     );
   });
 });
