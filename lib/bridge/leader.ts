@@ -1,3 +1,4 @@
+import { InterruptibleSleep } from './interruptible-sleep.ts';
 import { type KubeApi, KubeApiError } from './kube.ts';
 import type { Logger } from './logger.ts';
 
@@ -66,7 +67,7 @@ export class LeaderElector {
   #leader = false;
   #stopped = true;
   #loop: Promise<void> | undefined;
-  #wake: (() => void) | undefined;
+  readonly #sleep = new InterruptibleSleep();
   #observed: { key: string; at: number } | undefined;
   #lastRenewAt = 0;
 
@@ -94,7 +95,7 @@ export class LeaderElector {
   /** Stops campaigning; with `release`, a leader hands the lease back so a standby takes over at once. */
   async stop(options: { release: boolean }): Promise<void> {
     this.#stopped = true;
-    this.#wake?.();
+    this.#sleep.interrupt();
     await this.#loop;
     if (this.#leader) {
       if (options.release) await this.#release();
@@ -141,16 +142,7 @@ export class LeaderElector {
   }
 
   async #pause(ms: number): Promise<void> {
-    if (this.#stopped) return;
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.#wake = done;
-    });
-    this.#wake = undefined;
+    if (!this.#stopped) await this.#sleep.sleep(ms);
   }
 
   #path(withName: boolean): string {

@@ -1,4 +1,5 @@
 import { type BackoffPolicy, retryDelayMs } from './batching.ts';
+import { InterruptibleSleep } from './interruptible-sleep.ts';
 import { type KubeApi, KubeApiError, type Query, type WatchStream } from './kube.ts';
 import type { Logger } from './logger.ts';
 import type { BridgeMetrics } from './metrics.ts';
@@ -76,7 +77,7 @@ export class ResourceWatcher<T extends ObjectMeta> {
   #stopped = true;
   #loop: Promise<void> | undefined;
   #stream: WatchStream | undefined;
-  #wake: (() => void) | undefined;
+  readonly #sleep = new InterruptibleSleep();
   #synced = false;
   #streamOpened: (() => void) | undefined;
   #syncWaiters: Array<() => void> = [];
@@ -119,7 +120,7 @@ export class ResourceWatcher<T extends ObjectMeta> {
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#stream?.abort();
-    this.#wake?.();
+    this.#sleep.interrupt();
     await this.#loop;
     this.#synced = false;
     this.#releaseSyncWaiters();
@@ -199,16 +200,7 @@ export class ResourceWatcher<T extends ObjectMeta> {
   }
 
   async #pause(ms: number): Promise<void> {
-    if (this.#stopped) return;
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.#wake = done;
-    });
-    this.#wake = undefined;
+    if (!this.#stopped) await this.#sleep.sleep(ms);
   }
 
   async #list(): Promise<void> {
