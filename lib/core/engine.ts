@@ -112,8 +112,6 @@ class Run {
   readonly actions: Action[] = [];
   readonly now: number;
   readonly policy: Policy;
-  /** The freshest reading of the supervised pod in this decision, if any. */
-  reading: PodReading | undefined;
   pod: Pod | undefined;
   private readonly dueBefore: number | undefined;
 
@@ -166,8 +164,7 @@ class Run {
     }
     if (!this.t.captured) this.capture(pod);
     this.pod = pod;
-    this.reading = readPod(pod, mainContainerName(pod, this.t.profile));
-    this.absorbReading(this.reading);
+    this.absorbReading(readPod(pod, mainContainerName(pod, this.t.profile)));
   }
 
   /** Decides whether a pod of the current try is the one this task supervises; adopts it if so. */

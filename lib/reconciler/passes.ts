@@ -92,7 +92,10 @@ export async function runReaperPass(deps: ReconcilerDeps, options: ReaperOptions
   };
   let deletesLeft = options.maxDeletes;
   for (const profile of options.profiles) {
-    const groups = new Map<string, { namespace: string; pods: Pod[] }>();
+    const groups = new Map<
+      string,
+      { namespace: string; pods: Pod[]; newest: { name: string; tryNumber: number } }
+    >();
     for (const namespace of options.namespaces.length > 0 ? options.namespaces : [undefined]) {
       const pods = await deps.cluster.listPods(options.cluster, {
         ...(namespace ? { namespace } : {}),
@@ -112,8 +115,15 @@ export async function runReaperPass(deps: ReconcilerDeps, options: ReaperOptions
         }
         if (identified.kind !== 'managed' || !pod.metadata.namespace) continue;
         const groupKey = `${pod.metadata.namespace}\u0000${identified.identity.key}`;
-        const group = groups.get(groupKey) ?? { namespace: pod.metadata.namespace, pods: [] };
+        const { tryNumber } = identified.identity;
+        const name = pod.metadata.name ?? '';
+        const group = groups.get(groupKey) ?? {
+          namespace: pod.metadata.namespace,
+          pods: [],
+          newest: { name, tryNumber },
+        };
         group.pods.push(pod);
+        if (tryNumber > group.newest.tryNumber) group.newest = { name, tryNumber };
         groups.set(groupKey, group);
       }
     }
@@ -129,7 +139,7 @@ export async function runReaperPass(deps: ReconcilerDeps, options: ReaperOptions
             namespace: group.namespace,
             profile,
             taskId: { cluster: options.cluster, namespace: group.namespace, key },
-            podName: newestPod(group.pods, profile),
+            podName: group.newest.name,
           },
           [{ type: 'reaper-scan', pods: group.pods }],
         );
@@ -146,15 +156,4 @@ export async function runReaperPass(deps: ReconcilerDeps, options: ReaperOptions
     }
   }
   return result;
-}
-
-function newestPod(pods: Pod[], profile: ProfileName): string | undefined {
-  let best: { name: string; tryNumber: number } | undefined;
-  for (const pod of pods) {
-    const identified = identifyPod(pod, profile);
-    if (identified.kind !== 'managed' || !pod.metadata.name) continue;
-    if (!best || identified.identity.tryNumber > best.tryNumber)
-      best = { name: pod.metadata.name, tryNumber: identified.identity.tryNumber };
-  }
-  return best?.name;
 }

@@ -14,7 +14,6 @@ import type { Policy } from '../core/policy.ts';
 import {
   type AuditEntry,
   type Cluster,
-  ClusterError,
   type EventSink,
   type TaskStore,
   VersionConflictError,
@@ -335,8 +334,4 @@ async function flushOutbox(deps: ReconcilerDeps, task: TaskRecord, now: number):
     if (error instanceof VersionConflictError) return task; // the winner delivers (duplicates carry the same id)
     throw error;
   }
-}
-
-export function isRetryable(error: unknown): boolean {
-  return error instanceof ClusterError && error.kind === 'retryable';
 }
