@@ -175,6 +175,8 @@ class DecisionPrinter {
   readonly #json: boolean;
   readonly #verbose: boolean;
   readonly #lastState = new Map<string, string>();
+  /** Delivery is at least once (two handlers may flush the same outbox); each event shows once. */
+  readonly #shownEvents = new Set<string>();
   stopping = false;
 
   constructor(io: CommandIO, json: boolean, verbose: boolean) {
@@ -200,6 +202,9 @@ class DecisionPrinter {
       case 'leading':
         return;
       case 'event':
+        if (this.#shownEvents.has(report.event.id)) return;
+        if (this.#shownEvents.size > 10_000) this.#shownEvents.clear();
+        this.#shownEvents.add(report.event.id);
         out(
           `${clock(report.at)} ⇢ ${report.event.type} ${report.event.task.namespace}/${report.event.task.key}: ${report.event.message}`,
         );

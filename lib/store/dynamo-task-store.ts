@@ -356,11 +356,12 @@ export class DynamoTaskStore implements TaskStore {
   }
 
   async #listShard(shard: string, query: ListTasksQuery, wanted: number): Promise<TaskRecord[]> {
-    const names: Record<string, string> = { '#shard': LIST_SHARD_ATTRIBUTE, '#seen': LIST_SORT_ATTRIBUTE };
+    const names: Record<string, string> = { '#shard': LIST_SHARD_ATTRIBUTE };
     const values: Item = { ':shard': { S: shard } };
     let keyCondition = '#shard = :shard';
     if (query.since !== undefined) {
       keyCondition += ' AND #seen >= :since';
+      names['#seen'] = LIST_SORT_ATTRIBUTE;
       values[':since'] = { N: String(query.since) };
     }
     const filters: string[] = [];
