@@ -229,11 +229,11 @@ class DecisionPrinter {
     switch (o.outcome) {
       case 'reconciled': {
         const actions = (o.actions as string[]).filter((a) => a !== 'schedule-check');
+        // `cluster/namespace/key try=… attempt=… state=…`: printed again only when one of them changed.
         const task = String(o.task);
         const key = task.split(' ')[0] ?? task;
-        const state = String(o.state);
-        if (actions.length === 0 && this.#lastState.get(key) === state && !this.#verbose) return;
-        this.#lastState.set(key, state);
+        if (actions.length === 0 && this.#lastState.get(key) === task && !this.#verbose) return;
+        this.#lastState.set(key, task);
         out(`${head} ${report.about} → ${task}${actions.length > 0 ? `; did: ${actions.join(', ')}` : ''}`);
         return;
       }
