@@ -230,3 +230,13 @@ export function formatTable(header: string[], rows: string[][]): string {
 export function isoTime(ms: number | undefined): string {
   return ms === undefined ? '-' : new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
+
+/**
+ * The functions log with Powertools and count with its metrics, both read from the environment
+ * when their modules load; run in this process (dev, demo), the metrics have no CloudWatch to go
+ * to and info lines would drown the decisions. Call before importing lib/local/runtime.ts.
+ */
+export function quietFunctions(verbose: boolean): void {
+  process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
+  process.env.POWERTOOLS_LOG_LEVEL ??= verbose ? 'INFO' : 'WARN';
+}

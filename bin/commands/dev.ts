@@ -16,6 +16,7 @@ import {
   parseCommandArgs,
   parseDurationFlag,
   parseNamespaces,
+  quietFunctions,
   runCommand,
 } from '../cli-support.ts';
 import { type CommandIO, EXIT, UsageError, writeLine } from '../command.ts';
@@ -111,10 +112,7 @@ export function run(argv: string[], io: CommandIO): Promise<number> {
       ? undefined
       : prepareDataDir(values['data-dir'] ?? defaultDataDir(process.env));
 
-    // The functions log with Powertools and count with its metrics; here the metrics have no
-    // CloudWatch to go to, and the log lines below warn would drown the decisions.
-    process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
-    process.env.POWERTOOLS_LOG_LEVEL ??= values.verbose ? 'INFO' : 'WARN';
+    quietFunctions(values.verbose);
     const { LocalRuntime } = await import('../../lib/local/runtime.ts');
 
     const printer = new DecisionPrinter(io, values.json, values.verbose);
