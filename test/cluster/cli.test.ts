@@ -400,6 +400,65 @@ describe('podwarden reap --dry-run', () => {
       originals.get(`${namespace}/retry-t1`),
     );
   });
+
+  it('with --yes deletes as the Lambda reaper does: the zombie and the stale try, uid-checked and audited', async () => {
+    const table = await createTestTable('podwarden-cli-reap');
+    try {
+      const result = await runCli([
+        'reap',
+        '--yes',
+        '--kubeconfig',
+        kubeconfig,
+        '--namespaces',
+        namespace,
+        '--min-age',
+        '15s',
+        '--sidecar-grace',
+        '1s',
+        '--table',
+        table.tableName,
+        '--dynamodb-endpoint',
+        dynamodbEndpoint(),
+        '--json',
+      ]);
+      expect(result).toMatchObject({ code: 0, stderr: '' });
+      const report = JSON.parse(result.stdout) as {
+        dryRun: boolean;
+        records: string;
+        pods: Array<{ name: string; verdict: string; outcome?: string }>;
+      };
+      expect(report).toMatchObject({ dryRun: false, records: 'table' });
+      for (const name of ['retry-t1', 'zombie-t1']) {
+        expect(report.pods.find((p) => p.name === name)).toMatchObject({
+          verdict: 'deleted',
+          outcome: 'deleted',
+        });
+        await waitFor(`${name} to be gone from the API server`, async () => {
+          return (await readPodOrUndefined(kc, namespace, name)) === undefined;
+        });
+      }
+      for (const [ns, name] of [
+        [namespace, 'retry-t2'],
+        [namespace, 'kept-t1'],
+        [namespace, 'no-identity'],
+        [foreign, 'other-t1'],
+      ] as const) {
+        expect((await readPodOrUndefined(kc, ns, name))?.metadata?.uid, name).toBe(
+          originals.get(`${ns}/${name}`),
+        );
+      }
+      const store = new DynamoTaskStore({ client: table.client, tableName: table.tableName });
+      const audit = await store.listAudit({ cluster: 'local', namespace, key: `etl/retry/${RUN_ID}/-1` });
+      expect(audit.find((a) => a.what === 'reap:stale-try')).toMatchObject({
+        podName: 'retry-t1',
+        podUid: originals.get(`${namespace}/retry-t1`),
+        outcome: 'deleted',
+        actor: 'cli:reap',
+      });
+    } finally {
+      await table.drop();
+    }
+  });
 });
 
 describe('podwarden explain POD (live)', () => {
