@@ -198,6 +198,11 @@ class DecisionPrinter {
         out('  Ctrl-C stops.');
         return;
       case 'leading':
+        out(
+          report.leader
+            ? `${clock(Date.now())} leading (lease ${report.lease}): watching and acting`
+            : `${clock(Date.now())} standing by: another podwarden dev holds the lease ${report.lease}`,
+        );
         return;
       case 'event':
         if (this.#shownEvents.has(report.event.id)) return;
@@ -231,6 +236,7 @@ class DecisionPrinter {
         const task = String(o.task);
         const key = task.split(' ')[0] ?? task;
         if (actions.length === 0 && this.#lastState.get(key) === task && !this.#verbose) return;
+        if (this.#lastState.size > 10_000) this.#lastState.clear();
         this.#lastState.set(key, task);
         out(`${head} ${report.about} → ${task}${actions.length > 0 ? `; did: ${actions.join(', ')}` : ''}`);
         return;

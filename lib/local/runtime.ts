@@ -65,7 +65,8 @@ export type RuntimeReport =
       tableName: string;
       dataDir?: string;
     }
-  | { kind: 'leading'; leader: boolean }
+  /** The runtime holds the lease (forwarding), or another holder has it (standing by). */
+  | { kind: 'leading'; leader: boolean; lease: string }
   | { kind: 'handled'; at: number; handler: HandlerName; about: string; outcome: Record<string, unknown> }
   | {
       kind: 'failed';
@@ -252,6 +253,7 @@ export class LocalRuntime {
         putEvents: this.#busPort(),
       });
       await this.#bridge.start();
+      this.#watchLeadership();
     } catch (error) {
       await this.stop();
       throw error;
@@ -331,6 +333,13 @@ export class LocalRuntime {
     await client.send(new UpdateTimeToLiveCommand(timeToLiveDefinition(this.tableName)));
   }
 
+  get #bridgeLease() {
+    return {
+      namespace: this.options.leaseNamespace ?? this.options.namespaces?.[0] ?? 'default',
+      name: 'podwarden-dev',
+    };
+  }
+
   #bridgeConfig(namespaces: string[], profiles: ProfileName[]): BridgeConfig {
     return {
       cluster: this.cluster,
@@ -340,8 +349,7 @@ export class LocalRuntime {
       profiles,
       eventReasons: [...DEFAULT_EVENT_REASONS],
       lease: {
-        namespace: this.options.leaseNamespace ?? namespaces[0] ?? 'default',
-        name: 'podwarden-dev',
+        ...this.#bridgeLease,
         durationMs: 15_000,
         renewDeadlineMs: 10_000,
         retryPeriodMs: 2_000,
@@ -428,6 +436,22 @@ export class LocalRuntime {
       const timer = setInterval(() => void this.runPass(which), every);
       this.#timers.push(timer);
     }
+  }
+
+  /** Says when this runtime starts or stops leading, so a standby never looks like a hang. */
+  #watchLeadership(): void {
+    let leading: boolean | undefined;
+    const lease = `${this.#bridgeLease.namespace}/${this.#bridgeLease.name}`;
+    const since = Date.now();
+    const check = () => {
+      const now = this.#bridge?.isLeader ?? false;
+      if (now === leading) return;
+      // An uncontested lease is taken within a retry period or two: not yet leading is no standby.
+      if (!now && leading === undefined && Date.now() - since < 5_000) return;
+      leading = now;
+      this.options.report({ kind: 'leading', leader: now, lease });
+    };
+    this.#timers.push(setInterval(check, 1_000));
   }
 
   /** A due time: wake the timer then, unless an earlier wake-up is already set. */

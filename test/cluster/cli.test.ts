@@ -659,6 +659,7 @@ describe('podwarden dev', () => {
     expect(task.history.map((h) => h.to)).toContain('Recovering');
     expect(stdout).toMatch(/⇢ Task Recovered .*re-created pod load-vqfekgln as attempt 2/);
     expect(stdout.match(/⇢ Task Recovered/g)).toHaveLength(1);
+    expect(stdout).toMatch(new RegExp(`leading \\(lease ${namespace}/podwarden-dev\\): watching and acting`));
 
     const tree = descendants(dev.pid!);
     expect(tree.length).toBeGreaterThan(0); // node itself under the wrapper, and DynamoDB Local's java
