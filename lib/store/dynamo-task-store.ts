@@ -396,7 +396,9 @@ export class DynamoTaskStore implements TaskStore {
           ExpressionAttributeNames: names,
           ExpressionAttributeValues: values,
           ScanIndexForward: false,
-          Limit: LIST_PAGE_SIZE,
+          // Unfiltered, every index entry is a task to show: read no more than needed.
+          Limit:
+            states || filters.length > 0 ? LIST_PAGE_SIZE : Math.min(LIST_PAGE_SIZE, wanted - found.length),
           ExclusiveStartKey: startKey,
         }),
       );
