@@ -12,9 +12,21 @@ interface CommandEntry {
 }
 
 export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
+  status: {
+    summary: "what Podwarden is doing with the tasks: the table's records, one task's trail and audit",
+    load: () => import('./commands/status.ts'),
+  },
   explain: {
-    summary: 'say which task a pod belongs to and what Podwarden makes of it (from a pod JSON)',
+    summary: 'say which task a pod belongs to and what Podwarden makes of it (a live pod or a pod JSON)',
     load: () => import('./commands/explain.ts'),
+  },
+  reap: {
+    summary: "run the reaper's rules against a cluster: what it would delete and what it spares (--dry-run)",
+    load: () => import('./commands/reap.ts'),
+  },
+  dev: {
+    summary: 'run Podwarden on this machine against the current kube context, DynamoDB Local as its store',
+    load: () => import('./commands/dev.ts'),
   },
   demo: {
     summary: 'show the three failures fixed on a local control plane with DynamoDB Local',

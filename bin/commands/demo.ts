@@ -1,26 +1,22 @@
 /**
  * `podwarden demo`: the three seed failures on a local control plane (etcd, kube-apiserver,
- * kube-scheduler, KWOK) with DynamoDB Local, Podwarden's reconcile loop deciding and acting, and a
- * narration of what happens. Everything runs on loopback and is stopped at the end.
+ * kube-scheduler, KWOK), with Podwarden running as `podwarden dev` runs it (lib/local/runtime.ts:
+ * the bridge feeding the functions' handlers in-process, the timer and the reaper on schedules,
+ * DynamoDB Local as the store) and a script that makes the failures happen and narrates them.
+ * Everything runs on loopback and is stopped at the end.
  */
 import { parseArgs } from 'node:util';
-import { CreateTableCommand, DynamoDBClient, waitUntilTableExists } from '@aws-sdk/client-dynamodb';
 import { CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node';
-import { KubeCluster } from '../../lib/cluster/kube-cluster.ts';
-import type { OutboundEvent } from '../../lib/core/action.ts';
-import { makePolicy } from '../../lib/core/policy.ts';
 import type { TaskRecord } from '../../lib/core/task.ts';
-import { startDynamoDbLocal } from '../../lib/devcluster/dynamodb-local.ts';
 import { priorityClasses, startControlPlane, taskPodManifest } from '../../lib/devcluster/index.ts';
-import { Poller } from '../../lib/local/poller.ts';
-import type { ReconcilerDeps } from '../../lib/reconciler/reconcile.ts';
-import { DynamoTaskStore } from '../../lib/store/dynamo-task-store.ts';
-import { tableDefinition } from '../../lib/store/schema.ts';
+import type { LocalRuntime, RuntimeReport } from '../../lib/local/runtime.ts';
+import { quietFunctions } from '../cli-support.ts';
 import { type CommandIO, EXIT } from '../command.ts';
 
 const USAGE = `usage: podwarden demo [--keep]
 
-Starts a local Kubernetes control plane and DynamoDB Local, then shows Podwarden fixing:
+Starts a local Kubernetes control plane and, against it, Podwarden as \`podwarden dev\` runs it
+(DynamoDB Local as its store), then shows Podwarden fixing:
   1. a task pod preempted by a daemon (re-created under the same name),
   2. a task pod whose sidecar never exits (ended by the main exit code, then deleted),
   3. a registry rate limit on the image pull (waited out, then followed to Running).
@@ -30,6 +26,16 @@ Needs Go (first run builds the control plane into ~/.cache/podwarden), Java 17 a
 const NAMESPACE = 'airflow';
 const CLUSTER = 'local';
 const RUN_ID = 'manual__2026-11-23T0900000000-7c1e2d9a0';
+
+/** The design's durations, shortened so the demo takes a minute; the logic is the same. */
+const DEMO_POLICY_ENV = {
+  PODWARDEN_RECREATE_BACKOFF_BASE: '1s',
+  PODWARDEN_SIDECAR_GRACE: '3s',
+  PODWARDEN_FINISHED_GRACE: '3s',
+  PODWARDEN_REAPER_MIN_AGE: '0s',
+  PODWARDEN_PULL_RECHECK_BASE: '2s',
+  PODWARDEN_PULL_RECHECK_CAP: '4s',
+};
 
 export async function run(argv: string[], io: CommandIO): Promise<number> {
   let keep = false;
@@ -48,33 +54,43 @@ export async function run(argv: string[], io: CommandIO): Promise<number> {
     return EXIT.usage;
   }
   const say = (line: string) => io.stdout.write(`${line}\n`);
-  say('Starting the local control plane (etcd, kube-apiserver, kube-scheduler, KWOK) and DynamoDB Local ...');
+  say('Starting the local control plane (etcd, kube-apiserver, kube-scheduler, KWOK) ...');
   const controlPlane = await startControlPlane({
     nodes: 1,
     ...(keep ? { workDir: `${process.cwd()}/.podwarden/demo` } : {}),
   });
-  const dynamo = await startDynamoDbLocal().catch(async (error: unknown) => {
-    await controlPlane.stop();
-    throw error;
-  });
+  let runtime: LocalRuntime | undefined;
   try {
     const kc = new KubeConfig();
     kc.loadFromFile(controlPlane.kubeconfigPath);
-    const client = new DynamoDBClient({
-      region: 'local',
-      endpoint: dynamo.endpoint,
-      credentials: { accessKeyId: 'podwardenlocal', secretAccessKey: 'podwardenlocal' },
+    const core = kc.makeApiClient(CoreV1Api);
+    // The namespace first: the runtime takes its lease there.
+    await core.createNamespace({ body: { metadata: { name: NAMESPACE } } });
+    quietFunctions(false);
+    const { LocalRuntime } = await import('../../lib/local/runtime.ts');
+    say('Starting Podwarden on it, as `podwarden dev` does, with DynamoDB Local as the store ...');
+    const seen = new Set<string>();
+    runtime = new LocalRuntime({
+      kubeConfig: kc,
+      cluster: CLUSTER,
+      namespaces: [NAMESPACE],
+      env: { ...process.env, ...DEMO_POLICY_ENV },
+      scheduleEveryMs: { timer: 5_000, reaper: 3_000 },
+      logSink: io.stderr,
+      report: (report: RuntimeReport) => {
+        if (report.kind !== 'event' || seen.has(report.event.id)) return;
+        seen.add(report.event.id);
+        say(`    ⇢ event "${report.event.type}": ${report.event.message}`);
+      },
     });
-    await client.send(new CreateTableCommand(tableDefinition('podwarden-demo')));
-    await waitUntilTableExists({ client, maxWaitTime: 60 }, { TableName: 'podwarden-demo' });
-    const demo = new Demo(kc, client, say);
-    await demo.run();
+    await runtime.start();
+    await new Demo(core, runtime, say).run();
     say(
-      '\nAll three failures were handled. Audit trails are in the podwarden-demo table; every step above came from the same reconcile loop the Lambda functions run.',
+      "\nAll three failures were handled, each step decided by the functions' own handlers, run in this process as `podwarden dev` runs them.",
     );
     return EXIT.ok;
   } finally {
-    await dynamo.stop();
+    await runtime?.stop();
     await controlPlane.stop();
     if (keep) say(`Control plane files kept in ${controlPlane.workDir}`);
   }
@@ -82,52 +98,16 @@ export async function run(argv: string[], io: CommandIO): Promise<number> {
 
 class Demo {
   readonly core: CoreV1Api;
-  readonly store: DynamoTaskStore;
-  readonly deps: ReconcilerDeps;
-  readonly kc: KubeConfig;
+  readonly runtime: LocalRuntime;
   readonly say: (line: string) => void;
-  readonly poller: Poller;
 
-  constructor(kc: KubeConfig, client: DynamoDBClient, say: (line: string) => void) {
-    this.kc = kc;
+  constructor(core: CoreV1Api, runtime: LocalRuntime, say: (line: string) => void) {
+    this.core = core;
+    this.runtime = runtime;
     this.say = say;
-    this.core = kc.makeApiClient(CoreV1Api);
-    this.store = new DynamoTaskStore({ client, tableName: 'podwarden-demo' });
-    this.deps = {
-      store: this.store,
-      cluster: new KubeCluster(async () => kc),
-      sink: {
-        emit: async (events) => {
-          for (const event of events) this.announce(event);
-        },
-      },
-      // The design's durations, shortened so the demo takes a minute; the logic is the same.
-      policy: makePolicy({
-        recreateBackoffBaseMs: 1_000,
-        sidecarGraceMs: 3_000,
-        finishedGraceMs: 3_000,
-        reaperMinAgeMs: 0,
-        pullRecheckBaseMs: 2_000,
-        pullRecheckCapMs: 4_000,
-      }),
-      clock: Date.now,
-      actor: 'cli:demo',
-      log: { info() {}, warn() {}, error() {} },
-    };
-    this.poller = new Poller(this.deps, {
-      cluster: CLUSTER,
-      namespace: NAMESPACE,
-      profile: 'airflow-kpo',
-      maxDeletes: 10,
-    });
-  }
-
-  announce(event: OutboundEvent): void {
-    this.say(`    ⇢ event "${event.type}": ${event.message}`);
   }
 
   async run(): Promise<void> {
-    await this.core.createNamespace({ body: { metadata: { name: NAMESPACE } } });
     await this.preemption();
     await this.zombie();
     await this.imagePull();
@@ -147,19 +127,17 @@ class Demo {
     return this.core.createNamespacedPod({ namespace: NAMESPACE, body: pod });
   }
 
-  /** Lets Podwarden react (as its event stream would) until the task satisfies `ready`. */
+  /** Watches the task's record (Podwarden acts on its own) until it satisfies `ready`. */
   async until(
     taskId: string,
     what: string,
     ready: (task: TaskRecord) => boolean,
-    reaper = false,
     timeoutMs = 90_000,
   ): Promise<TaskRecord> {
     const deadline = Date.now() + timeoutMs;
     let lastState = '';
     for (;;) {
-      await this.poller.poll(reaper);
-      const task = await this.store.get({
+      const task = await this.runtime.store.get({
         cluster: CLUSTER,
         namespace: NAMESPACE,
         key: `demo/${taskId}/${RUN_ID}/-1`,
@@ -230,8 +208,8 @@ class Demo {
       }),
     );
     this.say('   The main container exits 0; the xcom sidecar keeps the pod Running forever.');
-    await this.until('zombie', 'ended', (t) => t.state === 'Succeeded', true);
-    const audit = await this.store.listAudit({
+    await this.until('zombie', 'ended', (t) => t.state === 'Succeeded');
+    const audit = await this.runtime.store.listAudit({
       cluster: CLUSTER,
       namespace: NAMESPACE,
       key: `demo/zombie/${RUN_ID}/-1`,

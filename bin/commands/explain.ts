@@ -1,26 +1,42 @@
 import { readFile } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
-import { explainPod, formatExplanation } from '../../lib/core/explain.ts';
+import { KubeCluster } from '../../lib/cluster/kube-cluster.ts';
+import { explainPod, formatDuration, formatExplanation } from '../../lib/core/explain.ts';
 import { DEFAULT_PROFILE, parseProfileName } from '../../lib/core/identity.ts';
 import type { Pod } from '../../lib/core/pod.ts';
 import { parseDuration } from '../../lib/core/policy.ts';
+import type { KubeEvent } from '../../lib/core/ports.ts';
 import { podShapeProblem } from '../../lib/core/read-pod.ts';
+import {
+  formatTable,
+  KUBE_HELP,
+  KUBE_OPTIONS,
+  loadKubeConfig,
+  namespaceOf,
+  runCommand,
+} from '../cli-support.ts';
 import { type CommandIO, EXIT, UsageError, writeLine } from '../command.ts';
 
 const HELP = `usage: podwarden explain --file <pod.json | -> [--profile airflow-kpo|generic] [--json]
+       podwarden explain POD [-n NAMESPACE] [--kubeconfig F] [--context C] [--json]
 
 Says which task a pod belongs to and what Podwarden makes of it: running, pending, succeeded,
 failed, disrupted, zombie-sidecar, image-pull-transient, image-pull-permanent or unmanaged.
+Given a POD name, reads the live pod and its events from the cluster of the kube context; the
+verdict is the same as for that pod as a file.
 
   -f, --file <path>         the pod as JSON (e.g. kubectl get pod NAME -o json); - reads stdin
+  -n, --namespace <name>    the pod's namespace (default: the context's, else default)
+${KUBE_HELP}
   -p, --profile <name>      task identity profile: airflow-kpo (default) or generic
       --json                print one JSON object {"task": {...} | null, "verdict": {"kind", "reason"}}
       --now <time>          judge "how long ago" at this RFC 3339 time instead of the clock
       --sidecar-grace <d>   sidecar grace before the reaper acts on a zombie (default 5m)
   -h, --help                show this help
 
-Exit codes: 0 explained, 2 bad arguments or input.`;
+Exit codes: 0 explained, 1 the pod is not in the cluster or the cluster failed, 2 bad arguments
+or input.`;
 
 async function readAll(stream: Readable): Promise<string> {
   const chunks: Buffer[] = [];
@@ -64,16 +80,18 @@ function parseOptions(argv: string[]) {
     return parseArgs({
       args: argv,
       strict: true,
-      allowPositionals: false,
+      allowPositionals: true,
       options: {
         file: { type: 'string', short: 'f' },
+        namespace: { type: 'string', short: 'n' },
+        ...KUBE_OPTIONS,
         profile: { type: 'string', short: 'p', default: DEFAULT_PROFILE },
         json: { type: 'boolean', default: false },
         now: { type: 'string' },
         'sidecar-grace': { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
-    }).values;
+    });
   } catch (error) {
     // node:util's parseArgs throws TypeErrors with ERR_PARSE_ARGS_* codes and readable messages.
     if ((error as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
@@ -84,15 +102,22 @@ function parseOptions(argv: string[]) {
   }
 }
 
-export async function run(argv: string[], io: CommandIO): Promise<number> {
-  try {
-    const options = parseOptions(argv);
+export function run(argv: string[], io: CommandIO): Promise<number> {
+  return runCommand('explain', io, async () => {
+    const { values: options, positionals } = parseOptions(argv);
     if (options.help) {
       writeLine(io.stdout, HELP);
       return EXIT.ok;
     }
-    if (options.file === undefined)
-      throw new UsageError('missing --file <pod.json> (use --file - to read stdin)');
+    if (positionals.length > 1)
+      throw new UsageError(`expected one POD, got ${positionals.length}: ${positionals.join(' ')}`);
+    const podName = positionals[0];
+    if (podName !== undefined && options.file !== undefined)
+      throw new UsageError('give a POD name or --file, not both');
+    if (podName === undefined && options.file === undefined)
+      throw new UsageError('missing POD or --file <pod.json> (use --file - to read stdin)');
+    if (podName === undefined && (options.namespace ?? options.kubeconfig ?? options.context) !== undefined)
+      throw new UsageError('--namespace, --kubeconfig and --context read a live pod: give its POD name');
     let profile: ReturnType<typeof parseProfileName>;
     try {
       profile = parseProfileName(options.profile);
@@ -115,23 +140,79 @@ export async function run(argv: string[], io: CommandIO): Promise<number> {
       }
     }
 
-    const source = options.file === '-' ? 'stdin' : options.file;
-    const pod = parsePod(await readPodText(options.file, io.stdin), source);
+    let pod: Pod;
+    let events: KubeEvent[] | undefined;
+    if (podName !== undefined) {
+      const kc = loadKubeConfig(options);
+      const namespace = namespaceOf(kc, options.namespace);
+      const cluster = new KubeCluster(async () => kc);
+      const live = await cluster.getPod('current', namespace, podName);
+      if (!live) {
+        writeLine(
+          io.stderr,
+          `podwarden explain: pod ${namespace}/${podName} not found in context ${kc.getCurrentContext()}`,
+        );
+        return EXIT.failure;
+      }
+      pod = live;
+      const uid = live.metadata.uid;
+      events = (await cluster.listEvents('current', namespace, `involvedObject.name=${podName}`))
+        .filter((event) => !uid || !event.involvedObject.uid || event.involvedObject.uid === uid)
+        .sort((a, b) => eventTime(a) - eventTime(b));
+    } else {
+      const file = options.file!;
+      const source = file === '-' ? 'stdin' : file;
+      pod = parsePod(await readPodText(file, io.stdin), source);
+    }
     const explanation = explainPod(pod, profile, {
       ...(now !== undefined && { now }),
       ...(sidecarGraceMs !== undefined && { sidecarGraceMs }),
     });
     if (options.json) {
-      writeLine(io.stdout, JSON.stringify({ task: explanation.task, verdict: explanation.verdict }));
+      writeLine(
+        io.stdout,
+        JSON.stringify({
+          task: explanation.task,
+          verdict: explanation.verdict,
+          ...(events ? { events: events.map(eventSummary) } : {}),
+        }),
+      );
     } else {
       writeLine(io.stdout, formatExplanation(explanation));
+      if (events) writeLine(io.stdout, formatEvents(events, now ?? Date.now()));
     }
     return EXIT.ok;
-  } catch (error) {
-    if (error instanceof UsageError) {
-      writeLine(io.stderr, `podwarden explain: ${error.message}`);
-      return EXIT.usage;
-    }
-    throw error;
-  }
+  });
+}
+
+function eventTime(event: KubeEvent): number {
+  return Date.parse(event.lastTimestamp ?? event.eventTime ?? event.firstTimestamp ?? '') || 0;
+}
+
+function eventSummary(event: KubeEvent) {
+  return {
+    type: event.type ?? 'Normal',
+    reason: event.reason,
+    message: event.message,
+    count: event.count ?? 1,
+    ...(eventTime(event) ? { at: new Date(eventTime(event)).toISOString() } : {}),
+  };
+}
+
+/** The pod's events as `kubectl describe` lists them, oldest first. */
+function formatEvents(events: KubeEvent[], now: number): string {
+  if (events.length === 0) return '\nEvents: <none>';
+  const rows = events.map((event) => {
+    const at = eventTime(event);
+    return [
+      event.type ?? 'Normal',
+      event.reason,
+      at ? `${formatDuration(now - at)} ago` : '-',
+      `${event.message}${(event.count ?? 1) > 1 ? ` (x${event.count})` : ''}`,
+    ];
+  });
+  return `\nEvents:\n${formatTable(['TYPE', 'REASON', 'AGE', 'MESSAGE'], rows)
+    .split('\n')
+    .map((line) => `  ${line}`)
+    .join('\n')}`;
 }

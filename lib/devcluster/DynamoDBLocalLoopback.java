@@ -9,21 +9,26 @@ import software.amazon.dynamodb.services.local.server.DynamoDBProxyServer;
  * only. Its own launcher listens on every interface and has no host option, while the tests must
  * bind to loopback; so this sets the host on its Jetty connector before starting it.
  *
- * Usage: java -cp DynamoDBLocal.jar:DynamoDBLocal_lib/* DynamoDBLocalLoopback.java HOST PORT
- * PORT 0 picks a free port. Prints "LISTENING <port>" once it accepts connections, and exits when
+ * Usage: java -cp DynamoDBLocal.jar:DynamoDBLocal_lib/* DynamoDBLocalLoopback.java HOST PORT [DATA_DIR]
+ * PORT 0 picks a free port. Without DATA_DIR the database lives in memory; with it, in one shared
+ * file under DATA_DIR (any credentials and region see the same tables), kept across runs. Prints "LISTENING <port>" once it accepts connections, and exits when
  * its stdin closes, so it dies with the test runner that spawned it even if that runner is killed.
  */
 public class DynamoDBLocalLoopback {
   public static void main(String[] args) throws Exception {
-    if (args.length != 2) {
-      System.err.println("usage: DynamoDBLocalLoopback HOST PORT");
+    if (args.length != 2 && args.length != 3) {
+      System.err.println("usage: DynamoDBLocalLoopback HOST PORT [DATA_DIR]");
       System.exit(2);
     }
     String host = args[0];
     int port = Integer.parseInt(args[1]);
     // The -port value is replaced below; DynamoDB Local's argument parser rejects 0.
-    DynamoDBProxyServer proxy = ServerRunner.createServerFromCommandLineArgs(
-        new String[] {"-inMemory", "-disableTelemetry", "-port", "8000"});
+    String[] storage =
+        args.length == 3 ? new String[] {"-dbPath", args[2], "-sharedDb"} : new String[] {"-inMemory"};
+    String[] options = new String[storage.length + 3];
+    System.arraycopy(storage, 0, options, 0, storage.length);
+    System.arraycopy(new String[] {"-disableTelemetry", "-port", "8000"}, 0, options, storage.length, 3);
+    DynamoDBProxyServer proxy = ServerRunner.createServerFromCommandLineArgs(options);
     Field serverField = DynamoDBProxyServer.class.getDeclaredField("server");
     serverField.setAccessible(true);
     Server server = (Server) serverField.get(proxy);

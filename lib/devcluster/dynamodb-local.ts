@@ -34,7 +34,15 @@ function dynamoDbLocalHome(): string {
   return join(libDir, newest);
 }
 
-export async function startDynamoDbLocal(): Promise<DynamoDbLocal> {
+export interface DynamoDbLocalOptions {
+  /**
+   * Keep the database in one file under this existing directory (shared by every credential and
+   * region), so it outlives the process; in memory when absent.
+   */
+  dataDir?: string;
+}
+
+export async function startDynamoDbLocal(options: DynamoDbLocalOptions = {}): Promise<DynamoDbLocal> {
   const home = dynamoDbLocalHome();
   const java = spawn(
     'java',
@@ -46,6 +54,7 @@ export async function startDynamoDbLocal(): Promise<DynamoDbLocal> {
       LAUNCHER,
       '127.0.0.1',
       '0',
+      ...(options.dataDir !== undefined ? [options.dataDir] : []),
     ],
     { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, DDB_LOCAL_TELEMETRY: '0' } },
   );

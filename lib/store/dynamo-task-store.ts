@@ -13,7 +13,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { DEFAULT_POLICY } from '../core/policy.ts';
 import { type AuditEntry, type TaskStore, VersionConflictError } from '../core/ports.ts';
-import type { TaskId, TaskRecord } from '../core/task.ts';
+import type { TaskId, TaskRecord, TaskState } from '../core/task.ts';
 import {
   AUDIT_SORT_PREFIX,
   assertTableName,
@@ -22,6 +22,10 @@ import {
   DUE_INDEX_NAME,
   DUE_SHARD_ATTRIBUTE,
   dueShardName,
+  LIST_INDEX_NAME,
+  LIST_SHARD_ATTRIBUTE,
+  LIST_SORT_ATTRIBUTE,
+  listShardName,
   MAX_DUE_SHARDS,
   PARTITION_KEY,
   SEEN_SORT_KEY,
@@ -56,6 +60,30 @@ export interface DynamoTaskStoreOptions {
 }
 
 export const DEFAULT_AUDIT_LIMIT = 100;
+export const DEFAULT_LIST_LIMIT = 50;
+const MAX_LIST_LIMIT = 10_000;
+/** Index entries read per Query page while listing; each page's records are re-read in one batch. */
+const LIST_PAGE_SIZE = 100;
+
+/** What `listTasks` selects; every field narrows the answer, none widens it. */
+export interface ListTasksQuery {
+  cluster?: string;
+  namespace?: string;
+  /** Only tasks first seen at or after this time (epoch ms). */
+  since?: number;
+  states?: readonly TaskState[];
+  /** A task key, or the name of a pod a task supervises now: finds a task without its namespace. */
+  keyOrPod?: string;
+  /** At most this many tasks (default 50). */
+  limit?: number;
+}
+
+export interface TaskListing {
+  /** Newest first (by when Podwarden first saw the task). */
+  tasks: TaskRecord[];
+  /** More tasks matched than `limit`: the answer is cut. */
+  cut: boolean;
+}
 /** DynamoDB's limits per BatchWriteItem and BatchGetItem call. */
 const BATCH_WRITE_MAX = 25;
 const BATCH_GET_MAX = 100;
@@ -297,6 +325,95 @@ export class DynamoTaskStore implements TaskStore {
       }
     }
     return records;
+  }
+
+  /**
+   * Tasks newest first, by the task-listing index: each shard is queried newest first (never a
+   * scan), cluster, namespace, key and pod are filtered in the query on the projected `id` and
+   * `podName`, and each page of matches is re-read by key with consistent reads (the index is
+   * eventually consistent), where the state is filtered. Stops as soon as `limit` tasks are certain.
+   */
+  async listTasks(query: ListTasksQuery = {}): Promise<TaskListing> {
+    const limit = query.limit ?? DEFAULT_LIST_LIMIT;
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) {
+      throw new StoreInputError(
+        `listTasks: limit must be a whole number from 1 to ${MAX_LIST_LIMIT}, got ${limit}`,
+      );
+    }
+    if (query.since !== undefined && !Number.isFinite(query.since)) {
+      throw new StoreInputError(`listTasks: since must be epoch milliseconds, got ${query.since}`);
+    }
+    const shardNames = Array.from({ length: this.shards }, (_, shard) => listShardName(shard));
+    // Each shard gives at most limit + 1 matches: one more than needed tells whether the answer is cut.
+    const perShard = await Promise.all(shardNames.map((shard) => this.#listShard(shard, query, limit + 1)));
+    const all = perShard
+      .flat()
+      .sort(
+        (a, b) =>
+          b.firstSeenAt - a.firstSeenAt || compareStrings(taskPartitionKey(a.id), taskPartitionKey(b.id)),
+      );
+    return { tasks: all.slice(0, limit), cut: all.length > limit };
+  }
+
+  async #listShard(shard: string, query: ListTasksQuery, wanted: number): Promise<TaskRecord[]> {
+    const names: Record<string, string> = { '#shard': LIST_SHARD_ATTRIBUTE };
+    const values: Item = { ':shard': { S: shard } };
+    let keyCondition = '#shard = :shard';
+    if (query.since !== undefined) {
+      keyCondition += ' AND #seen >= :since';
+      names['#seen'] = LIST_SORT_ATTRIBUTE;
+      values[':since'] = { N: String(query.since) };
+    }
+    const filters: string[] = [];
+    if (query.cluster !== undefined || query.namespace !== undefined || query.keyOrPod !== undefined)
+      names['#id'] = 'id';
+    if (query.cluster !== undefined) {
+      names['#cluster'] = 'cluster';
+      values[':cluster'] = { S: query.cluster };
+      filters.push('#id.#cluster = :cluster');
+    }
+    if (query.namespace !== undefined) {
+      names['#namespace'] = 'namespace';
+      values[':namespace'] = { S: query.namespace };
+      filters.push('#id.#namespace = :namespace');
+    }
+    if (query.keyOrPod !== undefined) {
+      names['#key'] = 'key';
+      names['#podName'] = 'podName';
+      values[':keyOrPod'] = { S: query.keyOrPod };
+      filters.push('(#id.#key = :keyOrPod OR #podName = :keyOrPod)');
+    }
+    const states = query.states && query.states.length > 0 ? new Set(query.states) : undefined;
+    const found: TaskRecord[] = [];
+    let startKey: Item | undefined;
+    do {
+      const page = await this.#client.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          IndexName: LIST_INDEX_NAME,
+          KeyConditionExpression: keyCondition,
+          ...(filters.length > 0 ? { FilterExpression: filters.join(' AND ') } : {}),
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
+          ScanIndexForward: false,
+          // Unfiltered, every index entry is a task to show: read no more than needed.
+          Limit:
+            states || filters.length > 0 ? LIST_PAGE_SIZE : Math.min(LIST_PAGE_SIZE, wanted - found.length),
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      const keys = (page.Items ?? []).map((item) => item[PARTITION_KEY]!.S!);
+      const records = await this.#batchGetTasks(keys);
+      // BatchGetItem answers in any order: put the page back in the index's order.
+      const order = new Map(keys.map((key, index) => [key, index]));
+      records.sort((a, b) => order.get(taskPartitionKey(a.id))! - order.get(taskPartitionKey(b.id))!);
+      for (const record of records) {
+        if (!states || states.has(record.state)) found.push(record);
+        if (found.length >= wanted) return found;
+      }
+      startKey = page.LastEvaluatedKey;
+    } while (startKey !== undefined);
+    return found;
   }
 
   async findByPod(cluster: string, namespace: string, podName: string): Promise<TaskRecord | undefined> {

@@ -17,12 +17,23 @@ import type { TaskId } from '../core/task.ts';
  * due-timer index (partition `dueShard`, sort `dueAt`): the timer queries each shard for
  * `dueAt <= now` and never scans. Sharding spreads the timer's reads and the index's writes over
  * several partitions instead of one hot `DUE` partition.
+ *
+ * Every task item also carries `listShard` (LIST#<n>), which puts it in the task-listing index
+ * (partition `listShard`, sort `firstSeenAt`, projecting the task's `id` and `podName`):
+ * `podwarden status` queries each shard newest first, and never scans. Both key attributes are
+ * written once, when the task is first stored, so the index costs one write per task, not one per
+ * record write; a record stored before the index existed appears in it at its next write.
  */
 export const PARTITION_KEY = 'PK';
 export const SORT_KEY = 'SK';
 export const DUE_INDEX_NAME = 'due-timers';
 export const DUE_SHARD_ATTRIBUTE = 'dueShard';
 export const DUE_AT_ATTRIBUTE = 'dueAt';
+export const LIST_INDEX_NAME = 'tasks-by-first-seen';
+export const LIST_SHARD_ATTRIBUTE = 'listShard';
+export const LIST_SORT_ATTRIBUTE = 'firstSeenAt';
+/** Non-key attributes the listing index carries: enough to filter by cluster, namespace, task or pod. */
+export const LIST_PROJECTED_ATTRIBUTES: readonly string[] = ['id', 'podName'];
 /** Epoch seconds; DynamoDB's TTL deletes the item some time after it passes. */
 export const TTL_ATTRIBUTE = 'expiresAt';
 
@@ -120,6 +131,16 @@ export function dueShardName(shard: number): string {
   return `DUE#${shard}`;
 }
 
+/** The listing shard of a task: stable per task, like its due shard, but in a key space of its own. */
+export function listShardOf(taskKey: string, shards: number): string {
+  const hash = createHash('sha256').update(taskKey).digest().readUInt32BE(0);
+  return listShardName(hash % shards);
+}
+
+export function listShardName(shard: number): string {
+  return `LIST#${shard}`;
+}
+
 export function tableDefinition(tableName: string): CreateTableCommandInput {
   assertTableName(tableName);
   return {
@@ -130,6 +151,8 @@ export function tableDefinition(tableName: string): CreateTableCommandInput {
       { AttributeName: SORT_KEY, AttributeType: 'S' },
       { AttributeName: DUE_SHARD_ATTRIBUTE, AttributeType: 'S' },
       { AttributeName: DUE_AT_ATTRIBUTE, AttributeType: 'N' },
+      { AttributeName: LIST_SHARD_ATTRIBUTE, AttributeType: 'S' },
+      { AttributeName: LIST_SORT_ATTRIBUTE, AttributeType: 'N' },
     ],
     KeySchema: [
       { AttributeName: PARTITION_KEY, KeyType: 'HASH' },
@@ -146,6 +169,16 @@ export function tableDefinition(tableName: string): CreateTableCommandInput {
         // eventually consistent), so copying whole records, captured specs included, into the
         // index would double their write cost for nothing.
         Projection: { ProjectionType: 'KEYS_ONLY' },
+      },
+      {
+        IndexName: LIST_INDEX_NAME,
+        KeySchema: [
+          { AttributeName: LIST_SHARD_ATTRIBUTE, KeyType: 'HASH' },
+          { AttributeName: LIST_SORT_ATTRIBUTE, KeyType: 'RANGE' },
+        ],
+        // `id` never changes and `podName` only with a new try, so the index is rarely rewritten;
+        // `status` filters on them in the query and re-reads the matching records by key.
+        Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: [...LIST_PROJECTED_ATTRIBUTES] },
       },
     ],
   };

@@ -7,6 +7,8 @@ import {
   auditSortKey,
   DUE_SHARD_ATTRIBUTE,
   dueShardOf,
+  LIST_SHARD_ATTRIBUTE,
+  listShardOf,
   PARTITION_KEY,
   POD_SORT_KEY,
   podPartitionKey,
@@ -36,6 +38,7 @@ const STORAGE_ATTRIBUTES = new Set([
   PARTITION_KEY,
   SORT_KEY,
   DUE_SHARD_ATTRIBUTE,
+  LIST_SHARD_ATTRIBUTE,
   TTL_ATTRIBUTE,
   POD_INDEXED_ATTRIBUTE,
   CAPTURED_JSON_ATTRIBUTE,
@@ -95,6 +98,7 @@ export function toTaskItem(record: TaskRecord, options: TaskItemOptions): TaskIt
   item.version = { N: String(record.version + 1) };
 
   if (record.dueAt !== undefined) item[DUE_SHARD_ATTRIBUTE] = { S: dueShardOf(taskKey, options.shards) };
+  item[LIST_SHARD_ATTRIBUTE] = { S: listShardOf(taskKey, options.shards) };
 
   let expiresAt: number | undefined;
   if (isTerminal(record.state)) {

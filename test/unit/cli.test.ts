@@ -47,7 +47,7 @@ describe('podwarden', { timeout: TIMEOUT }, () => {
     const result = await runCli(['--help']);
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/^usage: podwarden <command>/);
-    for (const command of ['explain', 'demo', 'bridge', 'manifests']) {
+    for (const command of ['status', 'explain', 'reap', 'dev', 'demo', 'bridge', 'manifests']) {
       expect(result.stdout).toMatch(new RegExp(`^ {2}${command} +\\S`, 'm'));
     }
   });
@@ -62,7 +62,7 @@ describe('podwarden', { timeout: TIMEOUT }, () => {
     const result = await runCli(['explian']);
     expect(result).toMatchObject({ code: 2, stdout: '' });
     expect(result.stderr).toBe(
-      'podwarden: unknown command "explian"; commands: explain, demo, bridge, manifests (see podwarden --help)\n',
+      'podwarden: unknown command "explian"; commands: status, explain, reap, dev, demo, bridge, manifests (see podwarden --help)\n',
     );
   });
 });
@@ -132,7 +132,13 @@ describe('podwarden explain', { timeout: TIMEOUT }, () => {
       ['--file', `${FIXTURES}kpo-running.json`, '--profile', 'airflow'],
       'podwarden explain: --profile: unknown profile "airflow": expected one of airflow-kpo, generic\n',
     ],
-    [[], 'podwarden explain: missing --file <pod.json> (use --file - to read stdin)\n'],
+    [[], 'podwarden explain: missing POD or --file <pod.json> (use --file - to read stdin)\n'],
+    [['pod-a', '--file', 'x'], 'podwarden explain: give a POD name or --file, not both\n'],
+    [['a', 'b'], 'podwarden explain: expected one POD, got 2: a b\n'],
+    [
+      ['--file', 'x', '-n', 'airflow'],
+      'podwarden explain: --namespace, --kubeconfig and --context read a live pod: give its POD name\n',
+    ],
     [['--file', 'x', '--now', 'yesterday'], 'podwarden explain: --now "yesterday" is not an RFC 3339 time\n'],
     [
       ['--file', 'x', '--sidecar-grace', 'soon'],
