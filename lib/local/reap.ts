@@ -10,6 +10,7 @@ import { PROFILES, readOverrides } from '../core/identity.ts';
 import type { Pod } from '../core/pod.ts';
 import type { Policy } from '../core/policy.ts';
 import type { AuditEntry, Cluster, EventSink, ListPodsOptions, TaskStore } from '../core/ports.ts';
+import type { StoryEvent } from '../core/story.ts';
 import type { ProfileName } from '../core/task.ts';
 import { type ReaperPassResult, runReaperPass } from '../reconciler/passes.ts';
 import type { Logger } from '../reconciler/reconcile.ts';
@@ -93,6 +94,9 @@ class ListingTap implements Cluster {
   }
   listEvents(cluster: string, namespace: string, fieldSelector: string) {
     return this.#inner.listEvents(cluster, namespace, fieldSelector);
+  }
+  createEvent(cluster: string, event: StoryEvent, reporter: string) {
+    return this.#inner.createEvent(cluster, event, reporter);
   }
 }
 
