@@ -198,7 +198,7 @@ export async function buildImage(options: {
     config,
     layerTar,
     layerGzip,
-    refName: BRIDGE_IMAGE_TAG,
+    refName: `${BRIDGE_IMAGE_NAME}:${BRIDGE_IMAGE_TAG}`,
     annotations: ociLabels,
   });
   mkdirSync(options.outDir, { recursive: true });
