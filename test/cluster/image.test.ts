@@ -1,12 +1,14 @@
 // `npm run image` builds the bridge's OCI image; this file builds it as that script does, checks the
-// archive as an OCI layout, then runs the image's root filesystem as-is against the local control
-// plane: unpacked, mounted read-only, entered with chroot as the image's user with no_new_privs, with
-// the image's entrypoint and environment plus the Deployment `podwarden manifests` prints (its env,
-// its args, its RBAC, a service-account token mounted where the kubelet mounts it). Containers
-// themselves cannot run in this sandbox (podman's crun refuses: no CAP_SYS_RESOURCE, hybrid cgroups),
-// so a container runtime's part (mount namespace, read-only root, user switch) is done by unshare,
-// mount, setpriv and chroot. The bus is the PutEvents recorder (a fake: no EventBridge engine runs
-// locally).
+// archive as an OCI layout, then runs the image against the local control plane the way the
+// Deployment `podwarden manifests` prints would run it (its env, args and RBAC, a service-account
+// token mounted where the kubelet mounts it), in two ways:
+// - as a podman container (read-only root, all capabilities dropped, no-new-privileges), when podman
+//   is installed and can run containers on this machine;
+// - as its root filesystem executed as-is, when running as root: unpacked, mounted read-only in a
+//   mount namespace of its own, entered with chroot as the image's user with no_new_privs (a
+//   container runtime's steps, done by unshare, mount, setpriv and chroot).
+// Each is skipped with a printed reason where the machine lacks what it needs. The bus is the
+// PutEvents recorder (a fake: no EventBridge engine runs locally).
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import {
@@ -214,10 +216,10 @@ describe('npm run image', () => {
   });
 });
 
-describe.skipIf(cannotRun !== undefined)('the image run as in a pod', () => {
+describe('the image run as in a pod', () => {
   let kc: KubeConfig;
   let recorder: EventBridgeRecorder;
-  let child: ChildProcess | undefined;
+  const stopLater: Array<() => void> = [];
 
   beforeAll(async () => {
     kc = loadTestKubeConfig();
@@ -225,152 +227,290 @@ describe.skipIf(cannotRun !== undefined)('the image run as in a pod', () => {
   });
 
   afterAll(async () => {
-    child?.kill('SIGKILL');
+    for (const stop of stopLater.splice(0)) stop();
     await recorder?.close();
   });
 
-  it('forwards a pod change, answers /readyz, and on SIGTERM flushes, hands back the lease and exits 0', async () => {
-    const namespace = await createTestNamespace(kc, 'image-run');
-    const cluster = `image-${randomBytes(3).toString('hex')}`;
-
-    // What a user applies: the printed manifests (minus the Namespace the test made).
-    const printed = await printManifests([
-      ...['--cluster', cluster, '--bus', 'podwarden-test', '--region', 'eu-west-1'],
-      ...['--role-arn', 'arn:aws:iam::123456789012:role/podwarden-bridge', '--format', 'json'],
-      ...['--namespace', namespace, '--namespaces', namespace, '--no-namespace', '--replicas', '1'],
-    ]);
-    const client = KubernetesObjectApi.makeApiClient(kc);
-    for (const object of printed) await client.create(object);
-    const deployment = printed.find((object) => object.kind === 'Deployment') as V1Deployment;
-    const podSpec = deployment.spec!.template.spec!;
-    const container = podSpec.containers[0]!;
-    expect(container.image).toBe(DEFAULT_BRIDGE_IMAGE);
-
-    // The kubelet's part: the service account's token, CA and namespace, and the Deployment's env.
-    const core = kc.makeApiClient(CoreV1Api);
-    const token = await core.createNamespacedServiceAccountToken({
-      namespace,
-      name: podSpec.serviceAccountName!,
-      body: { spec: { audiences: [], expirationSeconds: 3600 } },
-    });
-    const secrets = join(work, 'serviceaccount');
-    mkdirSync(secrets, { recursive: true });
-    writeFileSync(join(secrets, 'token'), token.status?.token ?? '');
-    writeFileSync(join(secrets, 'ca.crt'), Buffer.from(kc.getCurrentCluster()!.caData!, 'base64'));
-    writeFileSync(join(secrets, 'namespace'), namespace);
-    const podName = `${deployment.metadata!.name}-7d9f8-x2x4q`;
-    const env: Record<string, string> = {};
-    for (const variable of config.config.Env) {
-      const at = variable.indexOf('=');
-      env[variable.slice(0, at)] = variable.slice(at + 1);
+  it('as a podman container: forwards a pod change, answers /readyz, exits 0 on SIGTERM', async (context) => {
+    const podman = await podmanRunner();
+    if ('problem' in podman) {
+      console.warn(`[image.test] skipping the podman run: ${podman.problem}`);
+      context.skip();
+      return;
     }
-    for (const variable of container.env ?? []) {
-      const field = variable.valueFrom?.fieldRef?.fieldPath;
-      env[variable.name] =
-        variable.value ??
-        (field === 'metadata.namespace' ? namespace : field === 'metadata.name' ? podName : '');
-    }
-    const server = new URL(kc.getCurrentCluster()!.server);
-    Object.assign(env, {
-      KUBERNETES_SERVICE_HOST: server.hostname,
-      KUBERNETES_SERVICE_PORT: server.port,
-      // IRSA's part in EKS; here the recorder takes any signature.
-      AWS_ACCESS_KEY_ID: 'test',
-      AWS_SECRET_ACCESS_KEY: 'test',
-      PODWARDEN_EVENTBRIDGE_ENDPOINT: recorder.endpoint,
-      // A pod has a network namespace of its own; this process shares the machine's: any free port.
-      PODWARDEN_METRICS_PORT: '0',
-    });
-
-    const root = unpackRootFilesystem();
-    const argv = [...config.config.Entrypoint, ...(container.args ?? config.config.Cmd)];
-    child = spawn(
-      toolPath('unshare')!,
-      ['--mount', '--', '/bin/sh', '-c', RUNTIME_SCRIPT, 'runtime', ...argv],
-      {
-        env: {
-          ...env,
-          IMAGE_ROOT: root,
-          IMAGE_USER: config.config.User,
-          SERVICE_ACCOUNT: secrets,
-          MOUNT: toolPath('mount')!,
-          SETPRIV: toolPath('setpriv')!,
-          CHROOT: toolPath('chroot')!,
+    stopLater.push(podman.removeImage);
+    await proveInPod(kc, recorder, 'podman', (pod) => {
+      const name = `podwarden-image-test-${randomBytes(4).toString('hex')}`;
+      const child = spawn(
+        'podman',
+        [
+          ...podman.globalArgs,
+          'run',
+          ...['--rm', '--name', name, '--network', 'host', ...podman.runArgs],
+          // What the printed securityContext asks of the runtime.
+          ...['--read-only', '--read-only-tmpfs=false', '--cap-drop', 'ALL'],
+          ...['--security-opt', 'no-new-privileges'],
+          ...['--volume', `${pod.serviceAccountDir}:/var/run/secrets/kubernetes.io/serviceaccount:ro`],
+          ...Object.entries(pod.env).flatMap(([key, value]) => ['--env', `${key}=${value}`]),
+          podman.image,
+          ...pod.args,
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      stopLater.push(() =>
+        spawnSync('podman', [...podman.globalArgs, 'rm', '-f', name], { stdio: 'ignore' }),
+      );
+      return {
+        child,
+        pid: async () => {
+          const inspected = spawnSync(
+            'podman',
+            [...podman.globalArgs, 'inspect', '--format', '{{.State.Pid}}', name],
+            {
+              encoding: 'utf8',
+            },
+          );
+          const pid = Number(inspected.stdout.trim());
+          return pid > 0 ? pid : undefined;
         },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    const lines: Array<Record<string, unknown>> = [];
-    const stderr: string[] = [];
-    createInterface(child.stdout!).on('line', (line) => {
-      try {
-        lines.push(JSON.parse(line));
-      } catch {
-        stderr.push(`not a JSON line: ${line}`);
-      }
+        // As the kubelet does: the runtime signals the container's process.
+        terminate: () => spawnSync('podman', [...podman.globalArgs, 'kill', '--signal', 'SIGTERM', name]),
+      };
     });
-    child.stderr!.on('data', (chunk) => stderr.push(String(chunk)));
-    const exited = new Promise<number | null>((resolve) => child!.on('exit', (code) => resolve(code)));
-
-    const port = await waitFor(
-      'the bridge in the image to start',
-      async () => {
-        if (child!.exitCode !== null) throw new Error(`exited ${child!.exitCode}: ${stderr.join('')}`);
-        return lines.find((line) => line.msg === 'bridge started')?.port as number | undefined;
-      },
-      90_000,
-    );
-    await waitFor('/readyz to answer 200', async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok);
-    // The process is what the image says: its user, no way to gain privileges, no capabilities.
-    const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
-    expect(status).toMatch(new RegExp(`^Uid:\\s+${BRIDGE_IMAGE_UID}\\s+${BRIDGE_IMAGE_UID}\\s`, 'm'));
-    expect(status).toMatch(/^NoNewPrivs:\s+1$/m);
-    expect(status).toMatch(/^CapEff:\s+0+$/m);
-    // ... and it sees the image's root filesystem as "/", read-only.
-    expect(readlinkSync(`/proc/${child.pid}/root`)).toBe(root);
-    const rootMount = readFileSync(`/proc/${child.pid}/mountinfo`, 'utf8')
-      .split('\n')
-      .map((line) => line.split(' '))
-      .find((fields) => fields[4] === '/');
-    expect(rootMount?.[5]?.split(',')).toContain('ro');
-
-    await core.createNamespacedPod({
-      namespace,
-      body: taskPod({
-        name: 'through-the-image',
-        namespace,
-        behaviour: { kind: 'run' },
-        labels: {
-          kubernetes_pod_operator: 'True',
-          dag_id: 'image_test',
-          task_id: 'through-the-image',
-          run_id: 'manual__1',
-          try_number: '1',
-        },
-      }),
-    });
-    await waitFor('the pod change to reach the bus', async () =>
-      recorder.targetEvents().some((event) => {
-        const parsed = parseInboundEvent(event);
-        return parsed.ok && parsed.cluster === cluster && parsed.podName === 'through-the-image';
-      }),
-    );
-    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-    expect(metrics).toContain('podwarden_bridge_is_leader 1');
-
-    child.kill('SIGTERM');
-    expect(await exited).toBe(0);
-    expect(stderr.join('')).toBe('');
-    expect(lines.find((line) => line.msg === 'bridge stopped')).toMatchObject({
-      failed: 0,
-      undeliveredAtShutdown: 0,
-    });
-    const lease = await kc
-      .makeApiClient(CoordinationV1Api)
-      .readNamespacedLease({ namespace, name: env.PODWARDEN_LEASE_NAME! });
-    expect(lease.spec?.holderIdentity ?? '').toBe('');
   });
+
+  it.skipIf(cannotRun !== undefined)(
+    'as its root filesystem, read-only, under unshare and chroot: forwards a pod change, answers /readyz, exits 0 on SIGTERM',
+    async () => {
+      const root = unpackRootFilesystem();
+      await proveInPod(kc, recorder, 'chroot', (pod) => {
+        const child = spawn(
+          toolPath('unshare')!,
+          [
+            '--mount',
+            '--',
+            '/bin/sh',
+            '-c',
+            RUNTIME_SCRIPT,
+            'runtime',
+            ...config.config.Entrypoint,
+            ...pod.args,
+          ],
+          {
+            env: {
+              ...pod.env,
+              IMAGE_ROOT: root,
+              IMAGE_USER: config.config.User,
+              SERVICE_ACCOUNT: pod.serviceAccountDir,
+              MOUNT: toolPath('mount')!,
+              SETPRIV: toolPath('setpriv')!,
+              CHROOT: toolPath('chroot')!,
+            },
+            stdio: ['ignore', 'pipe', 'pipe'],
+          },
+        );
+        stopLater.push(() => child.kill('SIGKILL'));
+        return { child, pid: async () => child.pid, terminate: () => child.kill('SIGTERM'), root };
+      });
+    },
+  );
 });
+
+interface PodToRun {
+  /** The image's Env, then the Deployment's env resolved as the kubelet would, then the test's. */
+  env: Record<string, string>;
+  /** The Deployment's args (they replace the image's Cmd; its Entrypoint stays). */
+  args: string[];
+  serviceAccountDir: string;
+}
+
+interface RunningImage {
+  child: ChildProcess;
+  /** The bridge's process id as this machine sees it. */
+  pid: () => Promise<number | undefined>;
+  terminate: () => void;
+  /** Where its root filesystem is, when the runner knows. */
+  root?: string;
+}
+
+/**
+ * Applies what `podwarden manifests` prints for a fresh namespace, plays the kubelet's part (the
+ * service account's token, CA and namespace files; the container's env and args), starts the image
+ * with `start`, and checks it end to end: it runs as the image's user with no privileges, on a
+ * read-only root, becomes ready, forwards a managed pod's change, and on SIGTERM exits 0 having
+ * delivered everything and handed back its lease.
+ */
+async function proveInPod(
+  kc: KubeConfig,
+  recorder: EventBridgeRecorder,
+  runner: string,
+  start: (pod: PodToRun) => RunningImage,
+): Promise<void> {
+  const namespace = await createTestNamespace(kc, `image-${runner}`);
+  const cluster = `image-${randomBytes(3).toString('hex')}`;
+  const printed = await printManifests([
+    ...['--cluster', cluster, '--bus', 'podwarden-test', '--region', 'eu-west-1'],
+    ...['--role-arn', 'arn:aws:iam::123456789012:role/podwarden-bridge', '--format', 'json'],
+    ...['--namespace', namespace, '--namespaces', namespace, '--no-namespace', '--replicas', '1'],
+  ]);
+  const client = KubernetesObjectApi.makeApiClient(kc);
+  for (const object of printed) await client.create(object);
+  const deployment = printed.find((object) => object.kind === 'Deployment') as V1Deployment;
+  const podSpec = deployment.spec!.template.spec!;
+  const container = podSpec.containers[0]!;
+  expect(container.image).toBe(DEFAULT_BRIDGE_IMAGE);
+
+  const core = kc.makeApiClient(CoreV1Api);
+  const token = await core.createNamespacedServiceAccountToken({
+    namespace,
+    name: podSpec.serviceAccountName!,
+    body: { spec: { audiences: [], expirationSeconds: 3600 } },
+  });
+  const serviceAccountDir = join(work, `serviceaccount-${runner}`);
+  mkdirSync(serviceAccountDir, { recursive: true });
+  writeFileSync(join(serviceAccountDir, 'token'), token.status?.token ?? '');
+  writeFileSync(join(serviceAccountDir, 'ca.crt'), Buffer.from(kc.getCurrentCluster()!.caData!, 'base64'));
+  writeFileSync(join(serviceAccountDir, 'namespace'), namespace);
+  const podName = `${deployment.metadata!.name}-7d9f8-${runner}`;
+  const env: Record<string, string> = {};
+  for (const variable of config.config.Env) {
+    const at = variable.indexOf('=');
+    env[variable.slice(0, at)] = variable.slice(at + 1);
+  }
+  for (const variable of container.env ?? []) {
+    const field = variable.valueFrom?.fieldRef?.fieldPath;
+    env[variable.name] =
+      variable.value ??
+      (field === 'metadata.namespace' ? namespace : field === 'metadata.name' ? podName : '');
+  }
+  const server = new URL(kc.getCurrentCluster()!.server);
+  Object.assign(env, {
+    KUBERNETES_SERVICE_HOST: server.hostname,
+    KUBERNETES_SERVICE_PORT: server.port,
+    // IRSA's part in EKS; here the recorder takes any signature.
+    AWS_ACCESS_KEY_ID: 'test',
+    AWS_SECRET_ACCESS_KEY: 'test',
+    PODWARDEN_EVENTBRIDGE_ENDPOINT: recorder.endpoint,
+    // A pod has a network namespace of its own; this one shares the machine's: any free port.
+    PODWARDEN_METRICS_PORT: '0',
+  });
+
+  const running = start({ env, args: container.args ?? config.config.Cmd, serviceAccountDir });
+  const { child } = running;
+  const lines: Array<Record<string, unknown>> = [];
+  const stderr: string[] = [];
+  createInterface(child.stdout!).on('line', (line) => {
+    try {
+      lines.push(JSON.parse(line));
+    } catch {
+      stderr.push(`not a JSON line: ${line}`);
+    }
+  });
+  child.stderr!.on('data', (chunk) => stderr.push(String(chunk)));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+
+  const port = await waitFor(
+    'the bridge in the image to start',
+    async () => {
+      if (child.exitCode !== null) throw new Error(`exited ${child.exitCode}: ${stderr.join('')}`);
+      return lines.find((line) => line.msg === 'bridge started')?.port as number | undefined;
+    },
+    90_000,
+  );
+  await waitFor('/readyz to answer 200', async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok);
+  // The process is what the image and the securityContext say: the image's user, no way to gain
+  // privileges, no capabilities, the image's root filesystem as "/", read-only.
+  const pid = await waitFor('the bridge process id', running.pid);
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  expect(status).toMatch(new RegExp(`^Uid:\\s+${BRIDGE_IMAGE_UID}\\s+${BRIDGE_IMAGE_UID}\\s`, 'm'));
+  expect(status).toMatch(/^NoNewPrivs:\s+1$/m);
+  expect(status).toMatch(/^CapEff:\s+0+$/m);
+  if (running.root) expect(readlinkSync(`/proc/${pid}/root`)).toBe(running.root);
+  const rootMount = readFileSync(`/proc/${pid}/mountinfo`, 'utf8')
+    .split('\n')
+    .map((line) => line.split(' '))
+    .find((fields) => fields[4] === '/');
+  expect(rootMount?.[5]?.split(',')).toContain('ro');
+  expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0]).toBe(config.config.Entrypoint[0]);
+
+  await core.createNamespacedPod({
+    namespace,
+    body: taskPod({
+      name: 'through-the-image',
+      namespace,
+      behaviour: { kind: 'run' },
+      labels: {
+        kubernetes_pod_operator: 'True',
+        dag_id: 'image_test',
+        task_id: 'through-the-image',
+        run_id: 'manual__1',
+        try_number: '1',
+      },
+    }),
+  });
+  await waitFor('the pod change to reach the bus', async () =>
+    recorder.targetEvents().some((event) => {
+      const parsed = parseInboundEvent(event);
+      return parsed.ok && parsed.cluster === cluster && parsed.podName === 'through-the-image';
+    }),
+  );
+  const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  expect(metrics).toContain('podwarden_bridge_is_leader 1');
+
+  running.terminate();
+  expect(await exited).toBe(0);
+  expect(stderr.join('')).toBe('');
+  expect(lines.find((line) => line.msg === 'bridge stopped')).toMatchObject({
+    failed: 0,
+    undeliveredAtShutdown: 0,
+  });
+  const lease = await kc
+    .makeApiClient(CoordinationV1Api)
+    .readNamespacedLease({ namespace, name: env.PODWARDEN_LEASE_NAME! });
+  expect(lease.spec?.holderIdentity ?? '').toBe('');
+}
+
+type PodmanRunner =
+  | { image: string; globalArgs: string[]; runArgs: string[]; removeImage: () => void }
+  | { problem: string };
+
+/**
+ * Loads the archive into podman and finds a way it can run it here, or says why it cannot. No
+ * systemd: cgroupfs. Sandboxes without CAP_SYS_RESOURCE refuse podman's default (raised) ulimits,
+ * so the container gets modest ones; crun refuses hybrid cgroup hierarchies where runc does not.
+ */
+async function podmanRunner(): Promise<PodmanRunner> {
+  if (!toolPath('podman')) return { problem: 'podman is not installed' };
+  if (process.getuid?.() !== 0) return { problem: 'rootless podman is not tried: run as root' };
+  const globalArgs = ['--cgroup-manager=cgroupfs'];
+  const loaded = spawnSync('podman', [...globalArgs, 'load', '--quiet', '--input', archivePath], {
+    encoding: 'utf8',
+  });
+  const image = /Loaded image(?:\(s\))?: (\S+)/.exec(loaded.stdout)?.[1];
+  if (loaded.status !== 0 || !image) {
+    return { problem: `podman load failed: ${(loaded.stderr || loaded.stdout).trim()}` };
+  }
+  const removeImage = () =>
+    spawnSync('podman', [...globalArgs, 'rmi', '--force', image], { stdio: 'ignore' });
+  const problems: string[] = [];
+  for (const runtime of [[], ['--runtime', 'runc']]) {
+    const runArgs = ['--ulimit', 'nofile=4096:4096', '--ulimit', 'nproc=4096:4096'];
+    const probe = spawnSync(
+      'podman',
+      [...globalArgs, ...runtime, 'run', '--rm', '--network', 'host', ...runArgs, image, '--version'],
+      { encoding: 'utf8', timeout: 60_000 },
+    );
+    if (probe.status === 0 && probe.stdout.startsWith(`podwarden ${packageJson.version} `)) {
+      console.info(`[image.test] podman runs the image with ${runtime.join(' ') || 'its default runtime'}`);
+      return { image, globalArgs: [...globalArgs, ...runtime], runArgs, removeImage };
+    }
+    problems.push(
+      `${runtime.join(' ') || 'default runtime'}: ${(probe.stderr || probe.stdout).trim().split('\n').at(-1)}`,
+    );
+  }
+  removeImage();
+  return { problem: `podman cannot run a container here (${problems.join('; ')})` };
+}
 
 /**
  * A container runtime's steps, in the mount namespace `unshare --mount` made (gone with the process):
