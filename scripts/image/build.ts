@@ -236,8 +236,9 @@ async function bundleCli(): Promise<{ code: Buffer; metafile: Metafile }> {
   const demoStub: Plugin = {
     name: 'podwarden-demo-stub',
     setup(builder) {
+      // A path relative to the repository, so the bundle does not depend on where the clone is.
       builder.onResolve({ filter: /\/commands\/demo\.ts$/ }, (args) => ({
-        path: join(args.resolveDir, args.path),
+        path: relative(ROOT, join(args.resolveDir, args.path)),
         namespace: 'demo-stub',
       }));
       builder.onLoad({ filter: /.*/, namespace: 'demo-stub' }, () => ({

@@ -202,6 +202,16 @@ describe('npm run image', () => {
     ).toEqual([]);
   });
 
+  it('is reproducible: a second build of the same tree gives the same bytes', () => {
+    const again = spawnSync(process.execPath, ['scripts/image/build.ts', '--out', join(work, 'again')], {
+      cwd: REPO,
+      encoding: 'utf8',
+    });
+    expect(again.status).toBe(0);
+    const second = readFileSync(join(work, 'again', `podwarden-${packageJson.version}.oci.tar`));
+    expect(sha256(second)).toBe(sha256(readFileSync(archivePath)));
+  }, 120_000);
+
   it('is read by skopeo as the image it says it is', (context) => {
     const skopeo = toolPath('skopeo');
     if (!skopeo) {
