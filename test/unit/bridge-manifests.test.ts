@@ -191,6 +191,27 @@ describe('podwarden manifests', () => {
   });
 });
 
+describe('the bridge under the restricted Pod Security Standard', () => {
+  // Admission by the API server itself is tested in test/cluster/pod-security.test.ts.
+  it('prints a Namespace that enforces it and a pod spec that meets it', () => {
+    const objects = bridgeManifests(options);
+    expect(byKind(objects, 'Namespace')[0]?.metadata).toMatchObject({
+      labels: { 'pod-security.kubernetes.io/enforce': 'restricted' },
+    });
+    const spec = byKind(objects, 'Deployment')[0]?.spec.template.spec;
+    expect(spec.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      runAsUser: 65532,
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(spec.containers[0].securityContext).toEqual({
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+    });
+  });
+});
+
 describe('podwarden manifests --image', () => {
   it('defaults to the image this version builds, and says so on stderr only', async () => {
     const { code, stdout, stderr } = await runCommand(runManifests, [
