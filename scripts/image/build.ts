@@ -95,8 +95,15 @@ export async function buildImage(options: {
   log('stripping the Node binary');
   const nodeSource = realpathSync(join(ROOT, 'node_modules/.bin/node'));
   const scratch = mkdtempSync(join(tmpdir(), 'podwarden-image-'));
-  const strippedPath = join(scratch, 'node');
-  const node = strippedNode(nodeSource, strippedPath);
+  let node: Buffer;
+  let libraries: string[];
+  try {
+    const strippedPath = join(scratch, 'node');
+    node = strippedNode(nodeSource, strippedPath);
+    libraries = linkedLibraries(strippedPath);
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
   const architecture = elfArchitecture(node);
   const nodeVersion = run(nodeSource, ['--version']).trim();
   add('node', { path: rel(NODE_IN_IMAGE), type: 'file', mode: 0o755, content: node });
@@ -108,8 +115,6 @@ export async function buildImage(options: {
   });
 
   const debianPackages = new Set<string>(['ca-certificates']);
-  const libraries = linkedLibraries(strippedPath);
-  rmSync(scratch, { recursive: true, force: true });
   for (const library of libraries) {
     add('libraries', {
       path: rel(library),
