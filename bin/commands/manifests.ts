@@ -1,12 +1,13 @@
 import { dumpYaml } from '@kubernetes/client-node';
 import { parseFlags } from '../../lib/bridge/config.ts';
+import { DEFAULT_BRIDGE_IMAGE } from '../../lib/bridge/image.ts';
 import { BRIDGE_NAME, bridgeManifests, roleArnProblem } from '../../lib/bridge/manifests.ts';
 import { PROFILE_NAMES, PROFILES } from '../../lib/core/identity.ts';
 import { isValidClusterName } from '../../lib/core/inbound.ts';
 import type { ProfileName } from '../../lib/core/task.ts';
 import { type CommandIO, EXIT, writeLine } from '../command.ts';
 
-const HELP = `usage: podwarden manifests --cluster <name> --bus <name|arn> --region <region> --image <image> --role-arn <arn> [options]
+const HELP = `usage: podwarden manifests --cluster <name> --bus <name|arn> --region <region> --role-arn <arn> [--image <image>] [options]
 
 Prints the Kubernetes objects that run \`podwarden bridge\` in a cluster (apply with kubectl apply -f -):
 a ServiceAccount annotated with the IAM role (IRSA), least-privilege RBAC (get/list/watch pods and
@@ -16,7 +17,9 @@ resources, and a PodDisruptionBudget.
   --cluster <name>          cluster name the bridge puts in every entry (required)
   --bus <name|arn>          EventBridge bus (required)
   --region <region>         AWS region of the bus (required)
-  --image <image>           container image whose entrypoint is the podwarden CLI (required)
+  --image <image>           the image \`npm run image\` builds, as pushed to your registry, e.g.
+                            <account>.dkr.ecr.<region>.amazonaws.com/${DEFAULT_BRIDGE_IMAGE}
+                            (default ${DEFAULT_BRIDGE_IMAGE}: this version's image, by name only)
   --role-arn <arn>          IAM role with events:PutEvents on the bus (required)
   --namespace <ns>          namespace the bridge runs in (default podwarden)
   --namespaces <a,b|*>      namespaces to watch (default *: cluster-wide rights)
@@ -75,8 +78,9 @@ export async function run(argv: string[], io: CommandIO): Promise<number> {
   const region = required('region');
   if (region && !/^[a-z]{2}(-[a-z]+)+-\d+$/.test(region))
     problems.push(`--region "${region}" is not an AWS region name`);
-  const image = required('image');
-  if (image && /\s/.test(image)) problems.push(`--image "${image}" contains white space`);
+  const givenImage = values.get('image')?.trim();
+  const image = givenImage || DEFAULT_BRIDGE_IMAGE;
+  if (/\s/.test(image)) problems.push(`--image "${image}" contains white space`);
   const roleArn = required('role-arn');
   const arnProblem = roleArn ? roleArnProblem(roleArn) : undefined;
   if (arnProblem) problems.push(`--role-arn ${arnProblem}`);
@@ -109,6 +113,13 @@ export async function run(argv: string[], io: CommandIO): Promise<number> {
   if (problems.length > 0) {
     writeLine(io.stderr, `podwarden manifests: ${problems.join('; ')}\n(see podwarden manifests --help)`);
     return EXIT.usage;
+  }
+  if (!givenImage) {
+    // stderr, so `| kubectl apply -f -` still gets only the objects.
+    writeLine(
+      io.stderr,
+      `podwarden manifests: no --image given, using ${DEFAULT_BRIDGE_IMAGE}; the cluster's nodes must be able to pull that name (push the image to your registry and pass --image <registry>/${DEFAULT_BRIDGE_IMAGE})`,
+    );
   }
   const objects = bridgeManifests({
     cluster,

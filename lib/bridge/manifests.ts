@@ -1,5 +1,6 @@
 import { PROFILES } from '../core/identity.ts';
 import type { ProfileName } from '../core/task.ts';
+import { BRIDGE_IMAGE_UID } from './image.ts';
 
 export interface BridgeManifestOptions {
   cluster: string;
@@ -53,7 +54,15 @@ export function bridgeManifests(options: BridgeManifestOptions): Array<Record<st
   const objects: Array<Record<string, unknown>> = [];
 
   if (options.createNamespace) {
-    objects.push({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace, labels: APP_LABELS } });
+    // The namespace holds only the bridge, which meets the restricted Pod Security Standard: enforce it.
+    objects.push({
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: {
+        name: namespace,
+        labels: { ...APP_LABELS, 'pod-security.kubernetes.io/enforce': 'restricted' },
+      },
+    });
   }
   objects.push({
     apiVersion: 'v1',
@@ -173,8 +182,9 @@ export function bridgeManifests(options: BridgeManifestOptions): Array<Record<st
           terminationGracePeriodSeconds: TERMINATION_GRACE_SECONDS,
           securityContext: {
             runAsNonRoot: true,
-            runAsUser: 65532,
-            runAsGroup: 65532,
+            // The image's own user; runAsNonRoot makes the kubelet refuse any image that would be root.
+            runAsUser: BRIDGE_IMAGE_UID,
+            runAsGroup: BRIDGE_IMAGE_UID,
             seccompProfile: { type: 'RuntimeDefault' },
           },
           topologySpreadConstraints: [

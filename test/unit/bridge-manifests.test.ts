@@ -3,7 +3,9 @@ import { loadAllYaml } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { run as runBridge } from '../../bin/commands/bridge.ts';
 import { run as runManifests } from '../../bin/commands/manifests.ts';
+import { DEFAULT_BRIDGE_IMAGE } from '../../lib/bridge/image.ts';
 import { bridgeManifests } from '../../lib/bridge/manifests.ts';
+import packageJson from '../../package.json' with { type: 'json' };
 
 const options = {
   cluster: 'prod-eu',
@@ -184,9 +186,43 @@ describe('podwarden manifests', () => {
     expect(code).toBe(2);
     expect(stdout).toBe('');
     expect(stderr).toContain('--bus is required');
-    expect(stderr).toContain('--image is required');
     expect(stderr).toContain('--role-arn "arn:aws:iam::1:user/x" is not an IAM role ARN');
     expect(stderr).toContain('--replicas must be a whole number from 1 to 10');
+  });
+});
+
+describe('the bridge under the restricted Pod Security Standard', () => {
+  // Admission by the API server itself is tested in test/cluster/pod-security.test.ts.
+  it('prints a Namespace that enforces it and a pod spec that meets it', () => {
+    const objects = bridgeManifests(options);
+    expect(byKind(objects, 'Namespace')[0]?.metadata).toMatchObject({
+      labels: { 'pod-security.kubernetes.io/enforce': 'restricted' },
+    });
+    const spec = byKind(objects, 'Deployment')[0]?.spec.template.spec;
+    expect(spec.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      runAsUser: 65532,
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(spec.containers[0].securityContext).toEqual({
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+    });
+  });
+});
+
+describe('podwarden manifests --image', () => {
+  it('defaults to the image this version builds, and says so on stderr only', async () => {
+    const { code, stdout, stderr } = await runCommand(runManifests, [
+      ...['--cluster', 'prod-eu', '--bus', 'podwarden', '--region', 'eu-west-1'],
+      ...['--role-arn', options.roleArn, '--format', 'json'],
+    ]);
+    expect(code).toBe(0);
+    expect(DEFAULT_BRIDGE_IMAGE).toBe(`podwarden:${packageJson.version}`);
+    const deployment = (JSON.parse(stdout).items as K8sObject[]).find((item) => item.kind === 'Deployment');
+    expect(JSON.stringify(deployment)).toContain(`"image":"${DEFAULT_BRIDGE_IMAGE}"`);
+    expect(stderr).toContain(`no --image given, using ${DEFAULT_BRIDGE_IMAGE}`);
   });
 });
 
