@@ -29,9 +29,9 @@ import {
   localSqsClient,
   messageCounts,
   QueueConsumer,
-  sqsEndpoint,
   type TestQueue,
 } from '../support/sqs.ts';
+import { sqsEndpoint } from '../support/sqs-endpoint.ts';
 import { makeTaskRecord } from '../support/task-fixtures.ts';
 import {
   createFakeNode,
@@ -127,7 +127,7 @@ beforeAll(async () => {
   table = await createTestTable('podwarden-check-queue');
   store = new DynamoTaskStore({ client: table.client, tableName: table.tableName });
   recorder = await startEventBridgeRecorder();
-  sqs = localSqsClient();
+  sqs = localSqsClient(sqsEndpoint());
   queue = await createTestQueue(sqs, {
     prefix: 'podwarden-check-queue',
     visibilityTimeoutSeconds: 1,

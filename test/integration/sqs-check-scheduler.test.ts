@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCheckMessage } from '../../lib/scheduler/check-message.ts';
 import { SqsCheckScheduler } from '../../lib/scheduler/sqs-check-scheduler.ts';
 import { createTestQueue, localSqsClient, messageCounts, type TestQueue } from '../support/sqs.ts';
+import { sqsEndpoint } from '../support/sqs-endpoint.ts';
 
 const TASK = { cluster: 'prod', namespace: 'airflow', key: 'etl/load/scheduled__2026-04-09/-1' };
 
@@ -15,7 +16,7 @@ let client: SQSClient;
 let queue: TestQueue;
 
 beforeAll(async () => {
-  client = localSqsClient();
+  client = localSqsClient(sqsEndpoint());
   queue = await createTestQueue(client, { prefix: 'podwarden-scheduler' });
 });
 

@@ -17,17 +17,12 @@ import {
   SQSClient,
 } from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { inject } from 'vitest';
 import { ELASTICMQ_REGION } from '../../lib/devcluster/elasticmq.ts';
 
-export function sqsEndpoint(): string {
-  const endpoint = inject('sqsEndpoint');
+/** A client for a local engine (test/support/sqs-endpoint.ts has the tests' ElasticMQ). */
+export function localSqsClient(endpoint: string): SQSClient {
   if (new URL(endpoint).hostname !== '127.0.0.1')
     throw new Error(`tests talk to loopback only, got ${endpoint}`);
-  return endpoint;
-}
-
-export function localSqsClient(endpoint = sqsEndpoint()): SQSClient {
   return new SQSClient({
     endpoint,
     region: ELASTICMQ_REGION,
