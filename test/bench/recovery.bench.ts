@@ -87,17 +87,23 @@ function percentile(sorted: number[], p: number): number {
 
 const ms = (value: number) => `${Math.round(value)} ms`;
 
-/** Powertools writes a JSON line per log and metric: keep them off the bench's report. */
-function quietJsonLines(): () => void {
+/** Powertools writes a JSON line per log and metric: keep them off the report, but keep the errors. */
+function quietJsonLines(errors: string[]): () => void {
+  const keep = (chunk: unknown) => {
+    for (const line of String(chunk).split('\n')) {
+      if (/"level":"(ERROR|WARN)"/.test(line)) errors.push(line);
+    }
+    return true;
+  };
   const original = process.stdout.write.bind(process.stdout);
   process.stdout.write = ((chunk: unknown, ...rest: unknown[]) =>
     String(chunk).trimStart().startsWith('{')
-      ? true
+      ? keep(chunk)
       : original(chunk as string, ...(rest as []))) as typeof process.stdout.write;
   const originalErr = process.stderr.write.bind(process.stderr);
   process.stderr.write = ((chunk: unknown, ...rest: unknown[]) =>
     String(chunk).trimStart().startsWith('{')
-      ? true
+      ? keep(chunk)
       : originalErr(chunk as string, ...(rest as []))) as typeof process.stderr.write;
   return () => {
     process.stdout.write = original;
@@ -123,7 +129,8 @@ export default async function recovery(report: Report): Promise<void> {
     startEventBridgeRecorder(),
   ]);
   const savedEnv = { ...process.env };
-  const restoreOutput = quietJsonLines();
+  const errors: string[] = [];
+  const restoreOutput = quietJsonLines(errors);
   const stoppers: Array<() => Promise<void>> = [];
   try {
     const kc = new KubeConfig();
@@ -241,6 +248,7 @@ export default async function recovery(report: Report): Promise<void> {
 
     const p1: number[] = [];
     const lateness: number[] = [];
+    const outliers: string[] = [];
     for (let n = 0; n < preemptions; n++) {
       const name = `load-${n}-c8k2m4`;
       const key = { cluster: CLUSTER, namespace: NAMESPACE, key: `etl/load_${n}/${RUN_ID}/-1` };
@@ -302,6 +310,24 @@ export default async function recovery(report: Report): Promise<void> {
         )
         .map((check) => check.at);
       if (createAudit && dueTimes.length > 0) lateness.push(createAudit.at - Math.max(...dueTimes));
+      if (createAudit && dueTimes.length > 0 && createAudit.at - Math.max(...dueTimes) > 5_000) {
+        // An outlier: say what the checks and the record did, relative to the pod's deletion.
+        const goneWall = Date.now() - (performance.now() - (deletedAt.get(oldUid) ?? 0));
+        const checks = consumer.batches.flatMap((batch) =>
+          batch.records
+            .filter((record) => (JSON.parse(record.body) as { task: { key: string } }).task.key === key.key)
+            .map((record) => {
+              const { at } = JSON.parse(record.body) as { at: number };
+              const failed = batch.failures.includes(record.messageId) ? ' failed' : '';
+              return `due ${at - goneWall} ms, taken ${batch.at - goneWall} ms${failed}`;
+            }),
+        );
+        outliers.push(
+          `preemption ${n}: checks [${checks.join('; ')}]; history ${reborn.history
+            .map((entry) => `${entry.to}@${entry.at - goneWall}ms (${entry.why.slice(0, 60)})`)
+            .join(', ')}; created ${createAudit.at - goneWall} ms`,
+        );
+      }
       if (createAudit?.actor !== 'lambda:check')
         throw new Error(`preemption ${n}: re-created by ${createAudit?.actor}, not the check function`);
       // Free the node for the next round.
@@ -323,6 +349,24 @@ export default async function recovery(report: Report): Promise<void> {
       `p50 ${ms(percentile(late, 50))}, p99 ${ms(percentile(late, 99))}`,
     );
     report('  range', `${ms(sorted[0]!)} .. ${ms(sorted.at(-1)!)}`);
+    const failedBatches = consumer.batches.filter((batch) => batch.failures.length > 0).length;
+    report(
+      '  check batches with a failed record (retried)',
+      `${failedBatches} of ${consumer.batches.length}`,
+    );
+    report('  error and warning log lines', String(errors.length));
+    for (const outlier of outliers) report('  outlier', outlier);
+    for (const line of errors.slice(0, 5)) {
+      const { message, error, failure } = JSON.parse(line) as {
+        message?: string;
+        error?: { message?: string };
+        failure?: string;
+      };
+      report(
+        '    ',
+        `${message}${failure ? ` (${failure})` : ''}${error?.message ? `: ${error.message.slice(0, 160)}` : ''}`,
+      );
+    }
   } finally {
     for (const stop of stoppers.reverse()) await stop().catch(() => undefined);
     restoreOutput();

@@ -16,10 +16,12 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { handler as checkHandler } from '../../functions/check.ts';
 import { handler as kubernetesEventHandler } from '../../functions/kubernetes-event.ts';
 import { handler as podChangedHandler } from '../../functions/pod-changed.ts';
+import { containerDeps, reconcilerDeps } from '../../functions/shared/deps.ts';
 import { kubeEventItem, podChangedItem, toKubeEvent } from '../../lib/bridge/entries.ts';
 import { configEnvironment } from '../../lib/config.ts';
 import type { Pod } from '../../lib/core/pod.ts';
 import type { TaskId } from '../../lib/core/task.ts';
+import { EARLY_TOLERANCE_MS, runDueCheck } from '../../lib/reconciler/check.ts';
 import { checkMessageBody } from '../../lib/scheduler/check-message.ts';
 import { DynamoTaskStore } from '../../lib/store/dynamo-task-store.ts';
 import { createTestTable, dynamodbEndpoint, type TestTable } from '../integration/support.ts';
@@ -343,5 +345,40 @@ describe('check function: per-record results', () => {
       await consumer.stop();
     }
     expect(consumer.batches.filter((batch) => batch.failures.length === 1).length).toBeGreaterThanOrEqual(2);
+  });
+});
+
+describe('runDueCheck', () => {
+  it('waits out a check that came less than the tolerance early, and skips one that came earlier', async () => {
+    const now = Date.now();
+    const { reconciler } = reconcilerDeps(containerDeps(), 'check');
+    const deps = { ...reconciler, clock: () => now };
+    const soon = makeTaskRecord({
+      id: { cluster: CLUSTER, namespace, key: `etl/soon/${RUN_ID}/-1` },
+      podName: 'soon-q2w3e4',
+      dueAt: now + 1_500,
+    });
+    const later = makeTaskRecord({
+      id: { cluster: CLUSTER, namespace, key: `etl/later-still/${RUN_ID}/-1` },
+      dueAt: now + EARLY_TOLERANCE_MS + 1,
+    });
+    await store.put(soon, now);
+    await store.put(later, now);
+    const waits: number[] = [];
+    const sleep = async (ms: number) => void waits.push(ms);
+
+    // The SQS delay was rounded down: the handler waits the remaining 1.5 s, then reconciles (its
+    // pod never existed on the cluster, so the task ends as deleted by someone else).
+    const ran = await runDueCheck(deps, soon.id, { sleep });
+    expect(ran).toMatchObject({ outcome: 'reconciled', waitedMs: 1_500 });
+    expect(waits).toEqual([1_500]);
+    expect((await store.get(soon.id))?.version).toBeGreaterThan(1);
+
+    expect(await runDueCheck(deps, later.id, { sleep })).toEqual({
+      outcome: 'skipped',
+      reason: expect.stringMatching(/^not due for 2 s: a later decision moved the timer/),
+    });
+    expect(waits).toEqual([1_500]);
+    expect(await store.get(later.id)).toMatchObject({ version: 1 });
   });
 });
