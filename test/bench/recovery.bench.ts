@@ -87,11 +87,14 @@ function percentile(sorted: number[], p: number): number {
 
 const ms = (value: number) => `${Math.round(value)} ms`;
 
+const allLines: string[] = [];
+
 /** Powertools writes a JSON line per log and metric: keep them off the report, but keep the errors. */
 function quietJsonLines(errors: string[]): () => void {
   const keep = (chunk: unknown) => {
     for (const line of String(chunk).split('\n')) {
       if (/"level":"(ERROR|WARN)"/.test(line)) errors.push(line);
+      if (line.startsWith('{"level"')) allLines.push(line);
     }
     return true;
   };
@@ -327,6 +330,12 @@ export default async function recovery(report: Report): Promise<void> {
             .map((entry) => `${entry.to}@${entry.at - goneWall}ms (${entry.why.slice(0, 60)})`)
             .join(', ')}; created ${createAudit.at - goneWall} ms`,
         );
+        for (const line of allLines.filter((candidate) => candidate.includes(`load_${n}/`))) {
+          const entry = JSON.parse(line) as Record<string, unknown>;
+          outliers.push(
+            `  ${Date.parse(String(entry.timestamp)) - goneWall} ms ${entry.handler} ${entry.message} ${JSON.stringify(entry.actions ?? entry.reason ?? entry.state ?? '')} ${(typeof entry.task === 'string' ? entry.task : JSON.stringify(entry.task)).slice(-48)}`,
+          );
+        }
       }
       if (createAudit?.actor !== 'lambda:check')
         throw new Error(`preemption ${n}: re-created by ${createAudit?.actor}, not the check function`);
