@@ -1,7 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
 // One project per test tier; `npm test` runs them all. Tiers that need a real engine start it in
-// their globalSetup (DynamoDB Local, the local Kubernetes control plane) on free loopback ports.
+// their globalSetup (DynamoDB Local, ElasticMQ for SQS, the local Kubernetes control plane) on free
+// loopback ports.
 export default defineConfig({
   test: {
     projects: [
@@ -15,7 +16,7 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
-          globalSetup: ['test/setup/dynamodb.ts'],
+          globalSetup: ['test/setup/dynamodb.ts', 'test/setup/elasticmq.ts'],
           // Generous: DynamoDB Local shares two cores with other builds.
           testTimeout: 60_000,
           hookTimeout: 180_000,
@@ -27,7 +28,7 @@ export default defineConfig({
           include: ['test/cluster/**/*.test.ts'],
           // One real control plane (etcd, kube-apiserver, kube-scheduler, KWOK) for every file;
           // files run one at a time against it, each test in namespaces of its own.
-          globalSetup: ['test/setup/dynamodb.ts', 'test/setup/controlplane.ts'],
+          globalSetup: ['test/setup/dynamodb.ts', 'test/setup/elasticmq.ts', 'test/setup/controlplane.ts'],
           fileParallelism: false,
           testTimeout: 120_000,
           hookTimeout: 120_000,

@@ -7,7 +7,8 @@ import { type ClusterConnection, parseClusterConnections } from '../lib/cluster/
 import { ALL_NAMESPACES } from '../lib/config.ts';
 import { parseProfileName } from '../lib/core/identity.ts';
 import { DEFAULT_POLICY, type Policy } from '../lib/core/policy.ts';
-import type { PodwardenStackProps } from './podwarden-stack.ts';
+import type { BridgeIdentity, PodwardenStackProps } from './podwarden-stack.ts';
+import { wiringProblems } from './wiring-checks.ts';
 
 export const CONTEXT_KEYS = [
   'stackName',
@@ -24,6 +25,12 @@ export const CONTEXT_KEYS = [
   'policy',
   'timerLagAlarmSeconds',
   'logRetentionDays',
+  'orchestratorPrincipalArns',
+  'exporterPrincipalArns',
+  'bridge',
+  'functionsGroup',
+  'vpc',
+  'reservedConcurrency',
 ] as const;
 export type ContextKey = (typeof CONTEXT_KEYS)[number];
 
@@ -135,6 +142,61 @@ export function stackPropsFromContext(get: (key: ContextKey) => unknown): {
     return days as logs.RetentionDays;
   });
 
+  const orchestratorPrincipalArns = read('orchestratorPrincipalArns', stringList);
+  const exporterPrincipalArns = read('exporterPrincipalArns', stringList);
+  const bridge = read('bridge', (value) => {
+    const parsed = jsonObject(
+      value,
+      'a JSON object of cluster names to bridge identities, e.g. {"prod": {"oidcProviderArn": "arn:aws:iam::123456789012:oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/ABC"}}',
+    );
+    for (const [cluster, identity] of Object.entries(parsed)) {
+      if (typeof identity !== 'object' || identity === null || Array.isArray(identity))
+        throw new Error(`"${cluster}" must map to an object (oidcProviderArn, namespace, serviceAccount)`);
+      for (const [field, text] of Object.entries(identity)) {
+        if (typeof text !== 'string') throw new Error(`${cluster}.${field} must be a string`);
+      }
+    }
+    return parsed as Record<string, BridgeIdentity>;
+  });
+  const functionsGroup = read('functionsGroup', (value) => {
+    if (typeof value !== 'string') throw new Error('must be a Kubernetes group name');
+    return value;
+  });
+  const vpc = read('vpc', (value) => {
+    const parsed = jsonObject(
+      value,
+      'a JSON object {"subnetIds": ["subnet-..."], "securityGroupIds": ["sg-..."]}',
+    );
+    for (const field of Object.keys(parsed)) {
+      if (field !== 'subnetIds' && field !== 'securityGroupIds')
+        throw new Error(`unknown field "${field}" (known: subnetIds, securityGroupIds)`);
+    }
+    return {
+      subnetIds: parsed.subnetIds === undefined ? [] : stringList(parsed.subnetIds),
+      securityGroupIds: parsed.securityGroupIds === undefined ? [] : stringList(parsed.securityGroupIds),
+    };
+  });
+  const reservedConcurrency = read('reservedConcurrency', (value) => {
+    const parsed = jsonObject(value, 'a JSON object of function names to whole numbers, e.g. {"check": 20}');
+    return Object.fromEntries(
+      Object.entries(parsed).map(([name, count]) => [
+        name,
+        typeof count === 'string' && /^\d+$/.test(count) ? Number(count) : count,
+      ]),
+    ) as PodwardenStackProps['reservedConcurrency'];
+  });
+  problems.push(
+    ...wiringProblems({
+      ...(clusters ? { clusters } : {}),
+      ...(orchestratorPrincipalArns ? { orchestratorPrincipalArns } : {}),
+      ...(exporterPrincipalArns ? { exporterPrincipalArns } : {}),
+      ...(bridge ? { bridge } : {}),
+      ...(functionsGroup !== undefined ? { functionsGroup } : {}),
+      ...(vpc ? { vpc } : {}),
+      ...(reservedConcurrency ? { reservedConcurrency } : {}),
+    }),
+  );
+
   if (problems.length > 0) throw new ContextError(problems);
   const reaper =
     reaperMaxDeletes !== undefined || reaperDryRun !== undefined
@@ -158,8 +220,29 @@ export function stackPropsFromContext(get: (key: ContextKey) => unknown): {
       ...(policy ? { policy } : {}),
       ...(timerLagAlarmSeconds !== undefined ? { timerLagAlarmSeconds } : {}),
       ...(logRetention !== undefined ? { logRetention } : {}),
+      ...(orchestratorPrincipalArns ? { orchestratorPrincipalArns } : {}),
+      ...(exporterPrincipalArns ? { exporterPrincipalArns } : {}),
+      ...(bridge ? { bridge } : {}),
+      ...(functionsGroup !== undefined ? { functionsGroup } : {}),
+      ...(vpc ? { vpc } : {}),
+      ...(reservedConcurrency ? { reservedConcurrency } : {}),
     },
   };
+}
+
+/** A JSON object given as text (from -c) or as an object (from cdk.json). */
+function jsonObject(value: unknown, what: string): Record<string, unknown> {
+  let parsed = value;
+  if (typeof value === 'string') {
+    try {
+      parsed = JSON.parse(value);
+    } catch (error) {
+      throw new Error(`not valid JSON (${(error as Error).message}); give ${what}`);
+    }
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    throw new Error(`must be ${what}`);
+  return parsed as Record<string, unknown>;
 }
 
 /** `a,b` (from -c) or ["a", "b"] (from cdk.json). */

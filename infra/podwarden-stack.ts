@@ -1,19 +1,33 @@
 /**
- * Podwarden on AWS: the task table, the event bus, one rule per route of the route table (schedules
- * included), one small Lambda function per handler with its own DLQ and least-privilege role, and
- * the alarms and dashboard an operator needs.
+ * Podwarden on AWS: the task table, the event bus and its resource policy (only the bridge speaks
+ * for a cluster), one rule per route of the route table (schedules included), the delayed check
+ * queue that keeps timers on their second, one small Lambda function per handler with its own DLQ
+ * and least-privilege role, the bridge's IAM role, the functions' EKS access entries, and the alarms
+ * and dashboard an operator needs.
  */
 import { fileURLToPath } from 'node:url';
-import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, Validations } from 'aws-cdk-lib';
+import {
+  Annotations,
+  CfnOutput,
+  Duration,
+  Fn,
+  RemovalPolicy,
+  Stack,
+  type StackProps,
+  Token,
+  Validations,
+} from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as eks from 'aws-cdk-lib/aws-eks';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as eventTargets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sns from 'aws-cdk-lib/aws-sns';
@@ -28,6 +42,7 @@ import {
   SERVICE_DIMENSION,
   SERVICE_NAME,
 } from '../functions/shared/metric-names.ts';
+import { BRIDGE_NAME } from '../lib/bridge/manifests.ts';
 import type { ClusterConnection } from '../lib/cluster/connections.ts';
 import {
   type ALL_NAMESPACES,
@@ -37,17 +52,21 @@ import {
   loadConfig,
   routeOptions,
 } from '../lib/config.ts';
+import { BRIDGE_SOURCE } from '../lib/core/inbound.ts';
 import type { Policy } from '../lib/core/policy.ts';
 import type { ProfileName } from '../lib/core/task.ts';
 import {
   DEFAULT_ORCHESTRATOR_SOURCES,
-  HANDLER_NAMES,
-  type HandlerName,
+  FUNCTION_NAMES,
+  type FunctionName,
+  OUTBOUND_SOURCE,
   type Route,
   routeTable,
   scheduleEvent,
 } from '../lib/routes.ts';
+import { MAX_DELAY_SECONDS } from '../lib/scheduler/sqs-check-scheduler.ts';
 import { DUE_INDEX_NAME, TTL_ATTRIBUTE, tableDefinition } from '../lib/store/schema.ts';
+import { wiringProblems } from './wiring-checks.ts';
 
 const REPOSITORY_ROOT = fileURLToPath(new URL('..', import.meta.url));
 const FUNCTIONS_DIR = fileURLToPath(new URL('../functions/', import.meta.url));
@@ -74,32 +93,83 @@ export interface PodwardenStackProps extends StackProps {
   logRetention?: logs.RetentionDays;
   /** TimerLagSeconds above this for 3 of 5 minutes raises the alarm (default 300). */
   timerLagAlarmSeconds?: number;
+  /**
+   * IAM principals (role or user ARNs) that may put orchestrator events (`orchestratorSources`) on
+   * the bus, e.g. the Airflow workers' role; none: the bus refuses every orchestrator event.
+   */
+  orchestratorPrincipalArns?: string[];
+  /** The same for kubernetes-event-exporter's sources (`exporterSources`). */
+  exporterPrincipalArns?: string[];
+  /** How each cluster's bridge assumes the bridge role; a cluster not listed uses EKS Pod Identity. */
+  bridge?: Record<string, BridgeIdentity>;
+  /** Kubernetes group the functions' EKS access entries map to (default `podwarden-functions`). */
+  functionsGroup?: string;
+  /** Run the functions in these subnets with these security groups (e.g. for a private API endpoint). */
+  vpc?: { subnetIds: string[]; securityGroupIds: string[] };
+  /** Reserved concurrency per function, e.g. `{"check": 20}`; others share the account's pool. */
+  reservedConcurrency?: Partial<Record<FunctionName, number>>;
 }
+
+/** Where the bridge runs in a cluster, and how its service account gets the bridge role. */
+export interface BridgeIdentity {
+  /** IRSA: the cluster's IAM OIDC provider; without it, an EKS Pod Identity association is made. */
+  oidcProviderArn?: string;
+  /** Namespace and service account of the bridge (defaults: `podwarden`, `podwarden-bridge`). */
+  namespace?: string;
+  serviceAccount?: string;
+}
+
+export const DEFAULT_FUNCTIONS_GROUP = 'podwarden-functions';
+export const DEFAULT_BRIDGE_NAMESPACE = 'podwarden';
 
 interface FunctionSpec {
   description: string;
   timeout: Duration;
+  /** `event`: asynchronous invocations by EventBridge rules; `queue`: the check queue's event source mapping. */
+  trigger: 'event' | 'queue';
 }
 
-const FUNCTION_SPECS: Record<HandlerName, FunctionSpec> = {
-  'pod-changed': { description: 'Reconciles the task of a changed pod', timeout: Duration.seconds(60) },
+const FUNCTION_SPECS: Record<FunctionName, FunctionSpec> = {
+  'pod-changed': {
+    description: 'Reconciles the task of a changed pod',
+    timeout: Duration.seconds(60),
+    trigger: 'event',
+  },
   'kubernetes-event': {
     description: 'Turns a pod disruption or image-pull event into a reconcile of its task',
     timeout: Duration.seconds(60),
+    trigger: 'event',
   },
   orchestrator: {
     description: "Folds the orchestrator's task-instance state into its task",
     timeout: Duration.seconds(60),
+    trigger: 'event',
   },
   timer: {
-    description: 'Reconciles the tasks whose timers are due (every minute)',
+    description: 'Reconciles the tasks whose timers are due (every minute, the safety net)',
     timeout: Duration.minutes(2),
+    trigger: 'event',
   },
   reaper: {
     description: 'Deletes zombie pods by the reaper rules (every 5 minutes)',
     timeout: Duration.minutes(5),
+    trigger: 'event',
+  },
+  check: {
+    description: 'Runs due checks from the delayed check queue, on their second',
+    timeout: Duration.seconds(60),
+    trigger: 'queue',
   },
 };
+
+/** Lambda's advice for an SQS event source: a visibility timeout of six times the function's. */
+const CHECK_VISIBILITY_TIMEOUT = Duration.seconds(6 * 60);
+/** Receives of a check before it moves to the DLQ (the sweep re-converges the task meanwhile). */
+const CHECK_MAX_RECEIVE_COUNT = 5;
+/** Records per check invocation; processed in parallel, each waiting at most a second. */
+const CHECK_BATCH_SIZE = 10;
+/** How much older than the longest delay a waiting check may get before its alarm fires. */
+const CHECK_AGE_MARGIN = Duration.minutes(2);
 
 /** DynamoDB actions the TaskStore uses; no Scan, no DeleteItem (TTL expires items), no table admin. */
 const TABLE_ACTIONS = [
@@ -113,7 +183,7 @@ const TABLE_ACTIONS = [
 ];
 
 export interface PodwardenFunction {
-  handler: HandlerName;
+  handler: FunctionName;
   function: NodejsFunction;
   role: iam.Role;
   logGroup: logs.LogGroup;
@@ -124,14 +194,23 @@ export class PodwardenStack extends Stack {
   readonly table: dynamodb.Table;
   readonly eventBus: events.IEventBus;
   readonly routes: readonly Route[];
-  readonly functions: Record<HandlerName, PodwardenFunction>;
+  readonly functions: Record<FunctionName, PodwardenFunction>;
   readonly ruleDeadLetterQueues: Record<string, sqs.Queue> = {};
+  /** Delayed due checks (per-message DelaySeconds), consumed by the check function. */
+  readonly checkQueue: sqs.Queue;
+  readonly checkDeadLetterQueue: sqs.Queue;
+  readonly bridgeRole: iam.Role;
+  readonly busPolicies: events.CfnEventBusPolicy[] = [];
+  readonly accessEntries: eks.CfnAccessEntry[] = [];
   readonly alarmTopic: sns.Topic;
   readonly alarms: cloudwatch.Alarm[] = [];
+  readonly #props: PodwardenStackProps;
+  #here: Array<[string, EksConnectionProps]> | undefined;
 
   constructor(scope: Construct, id: string, props: PodwardenStackProps) {
     super(scope, id, props);
     checkProps(props);
+    this.#props = props;
 
     this.table = this.#table();
     this.eventBus = props.eventBusName
@@ -140,13 +219,39 @@ export class PodwardenStack extends Stack {
           description: 'Podwarden: bridge, orchestrator and outbound events',
         });
 
-    const environment = configEnvironment(
-      configSettings(props, this.table.tableName, this.eventBus.eventBusName),
-    );
+    this.checkDeadLetterQueue = new sqs.Queue(this, 'CheckDlq', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    this.checkQueue = new sqs.Queue(this, 'CheckQueue', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      visibilityTimeout: CHECK_VISIBILITY_TIMEOUT,
+      // A check older than a day has long been run by the sweep.
+      retentionPeriod: Duration.days(1),
+      deadLetterQueue: { queue: this.checkDeadLetterQueue, maxReceiveCount: CHECK_MAX_RECEIVE_COUNT },
+    });
+
+    const environment = configEnvironment({
+      ...configSettings(props, this.table.tableName, this.eventBus.eventBusName),
+      checkQueueUrl: this.checkQueue.queueUrl,
+    });
     const retention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
     this.functions = Object.fromEntries(
-      HANDLER_NAMES.map((handler) => [handler, this.#function(handler, environment, retention)]),
-    ) as Record<HandlerName, PodwardenFunction>;
+      FUNCTION_NAMES.map((handler) => [handler, this.#function(handler, environment, retention)]),
+    ) as Record<FunctionName, PodwardenFunction>;
+    this.functions.check.function.addEventSource(
+      new SqsEventSource(this.checkQueue, {
+        batchSize: CHECK_BATCH_SIZE,
+        // No batching window: a check is invoked as soon as its delay ends.
+        reportBatchItemFailures: true,
+      }),
+    );
+
+    this.bridgeRole = this.#bridgeRole(props);
+    this.#busPolicy(props);
+    this.#clusterAccess(props);
 
     this.routes = routeTable(
       routeOptions({
@@ -218,7 +323,7 @@ export class PodwardenStack extends Stack {
   }
 
   #function(
-    handler: HandlerName,
+    handler: FunctionName,
     environment: Record<string, string>,
     retention: logs.RetentionDays,
   ): PodwardenFunction {
@@ -250,7 +355,25 @@ export class PodwardenStack extends Stack {
         conditions: { StringEquals: { 'events:source': ['podwarden'] } },
       }),
     );
-    const deadLetterQueue = this.#queue(`${id}Dlq`);
+    // Every function may queue the next due check of the tasks it reconciles.
+    role.addToPolicy(
+      new iam.PolicyStatement({ actions: ['sqs:SendMessage'], resources: [this.checkQueue.queueArn] }),
+    );
+    const vpc = this.#props.vpc;
+    if (vpc) {
+      role.addManagedPolicy(
+        iam.ManagedPolicy.fromAwsManagedPolicyName('service-role/AWSLambdaVPCAccessExecutionRole'),
+      );
+      Validations.of(role).acknowledge({
+        id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]',
+        reason:
+          "AWSLambdaVPCAccessExecutionRole is AWS's policy for a function's network interfaces in its VPC (ec2:CreateNetworkInterface and friends, which take no narrower resource when the function is created); it is attached only when the vpc context places the functions in subnets.",
+      });
+    }
+    const queued = spec.trigger === 'queue';
+    // A queue-fed function's failures go back to its queue, and from there to the queue's DLQ.
+    const deadLetterQueue = queued ? this.checkDeadLetterQueue : this.#queue(`${id}Dlq`);
+    const reserved = this.#props.reservedConcurrency?.[handler];
     const fn = new NodejsFunction(this, id, {
       entry: `${FUNCTIONS_DIR}${handler}.ts`,
       handler: 'handler',
@@ -267,10 +390,15 @@ export class PodwardenStack extends Stack {
         POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
         NODE_OPTIONS: '--enable-source-maps',
       },
+      ...(reserved !== undefined ? { reservedConcurrentExecutions: reserved } : {}),
       // Asynchronous invocations (every EventBridge target): two retries, then the function's DLQ.
-      retryAttempts: 2,
-      maxEventAge: Duration.hours(1),
-      onFailure: new SqsDestination(deadLetterQueue),
+      ...(queued
+        ? {}
+        : {
+            retryAttempts: 2,
+            maxEventAge: Duration.hours(1),
+            onFailure: new SqsDestination(deadLetterQueue),
+          }),
       projectRoot: REPOSITORY_ROOT,
       depsLockFilePath: `${REPOSITORY_ROOT}package-lock.json`,
       bundling: {
@@ -286,7 +414,181 @@ export class PodwardenStack extends Stack {
           "import { createRequire as __podwardenRequire } from 'node:module'; const require = __podwardenRequire(import.meta.url);",
       },
     });
+    if (vpc) {
+      // Subnets and security groups by id: no VPC lookup at synth, no VPC id to configure.
+      (fn.node.defaultChild as lambda.CfnFunction).vpcConfig = {
+        subnetIds: vpc.subnetIds,
+        securityGroupIds: vpc.securityGroupIds,
+      };
+    }
     return { handler, function: fn, role, logGroup, deadLetterQueue };
+  }
+
+  /**
+   * The bridge's role: it may put events on this bus with its own source and nothing else. Each
+   * cluster's bridge gets it through an EKS Pod Identity association, or through IRSA when the
+   * cluster's OIDC provider is given.
+   */
+  #bridgeRole(props: PodwardenStackProps): iam.Role {
+    const clusters = this.#clustersHere(props);
+    const podIdentity = clusters.filter(([name]) => !props.bridge?.[name]?.oidcProviderArn);
+    const irsa = clusters.filter(([name]) => props.bridge?.[name]?.oidcProviderArn);
+    const principals: iam.IAssumeRolePrincipal[] = [];
+    if (podIdentity.length > 0) {
+      // Pod Identity tags the session; the source account and cluster keep other clusters out.
+      principals.push(
+        new iam.SessionTagsPrincipal(
+          new iam.ServicePrincipal('pods.eks.amazonaws.com').withConditions({
+            StringEquals: { 'aws:SourceAccount': this.account },
+            ArnEquals: { 'aws:SourceArn': podIdentity.map(([, connection]) => this.#clusterArn(connection)) },
+          }),
+        ),
+      );
+    }
+    for (const [name] of irsa) {
+      const identity = props.bridge![name]!;
+      const providerArn = identity.oidcProviderArn!;
+      const issuer = providerArn.slice(providerArn.indexOf('oidc-provider/') + 'oidc-provider/'.length);
+      principals.push(
+        new iam.WebIdentityPrincipal(providerArn, {
+          StringEquals: {
+            [`${issuer}:sub`]: `system:serviceaccount:${bridgeNamespace(identity)}:${bridgeServiceAccount(identity)}`,
+            [`${issuer}:aud`]: 'sts.amazonaws.com',
+          },
+        }),
+      );
+    }
+    const [first, ...others] = principals;
+    const role = new iam.Role(this, 'BridgeRole', {
+      description: 'Podwarden bridge: puts podwarden.bridge events on the Podwarden bus',
+      // No cluster in this stack's region: nobody can assume it until one is configured.
+      assumedBy: first ?? new iam.AccountRootPrincipal(),
+    });
+    for (const principal of others) principal.addToAssumeRolePolicy?.(role.assumeRolePolicy!);
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        actions: ['events:PutEvents'],
+        resources: [this.eventBus.eventBusArn],
+        conditions: { StringEquals: { 'events:source': [BRIDGE_SOURCE] } },
+      }),
+    );
+    for (const [name, connection] of podIdentity) {
+      const identity = props.bridge?.[name] ?? {};
+      new eks.CfnPodIdentityAssociation(this, `${pascal(name)}BridgePodIdentity`, {
+        clusterName: connection.clusterName,
+        namespace: bridgeNamespace(identity),
+        serviceAccount: bridgeServiceAccount(identity),
+        roleArn: role.roleArn,
+      });
+    }
+    return role;
+  }
+
+  /**
+   * Clusters whose EKS resources (access entries, Pod Identity associations) this stack can make:
+   * CloudFormation is regional, so those in another region are left to the operator, with a warning.
+   */
+  #clustersHere(props: PodwardenStackProps): Array<[string, EksConnectionProps]> {
+    if (this.#here) return this.#here;
+    const here: Array<[string, EksConnectionProps]> = [];
+    for (const [name, connection] of Object.entries(props.clusters) as Array<[string, EksConnectionProps]>) {
+      if (!Token.isUnresolved(this.region) && connection.region !== this.region) {
+        Annotations.of(this).addWarningV2(
+          `podwarden:CrossRegionCluster:${name}`,
+          `cluster "${name}" is in ${connection.region}, this stack in ${this.region}: make its access entries and the bridge's Pod Identity association in that region (README, Deploy)`,
+        );
+        continue;
+      }
+      here.push([name, connection]);
+    }
+    this.#here = here;
+    return here;
+  }
+
+  #clusterArn(connection: EksConnectionProps): string {
+    return this.formatArn({
+      service: 'eks',
+      region: connection.region,
+      resource: 'cluster',
+      resourceName: connection.clusterName,
+    });
+  }
+
+  /**
+   * Who may put which source on the bus. Same-account callers need no Allow (their IAM policy
+   * suffices), so each rule is a Deny for every principal but the one that owns the source: a
+   * forged bridge event from any other role is refused by EventBridge itself, not only by the intake.
+   */
+  #busPolicy(props: PodwardenStackProps): void {
+    const functionRoles = Object.values(this.functions).map((fn) => fn.role.roleArn);
+    const exporterSources = Object.keys(props.exporterSources ?? {});
+    const orchestratorSources = props.orchestratorSources ?? [...DEFAULT_ORCHESTRATOR_SOURCES];
+    const rules: Array<{ id: string; sources: string[]; principals: string[]; who: string }> = [
+      { id: 'OnlyTheBridge', sources: [BRIDGE_SOURCE], principals: [this.bridgeRole.roleArn], who: 'bridge' },
+      {
+        id: 'OnlyTheFunctions',
+        sources: [OUTBOUND_SOURCE],
+        principals: functionRoles,
+        who: 'functions',
+      },
+      {
+        id: 'OnlyTheOrchestrator',
+        sources: orchestratorSources,
+        principals: props.orchestratorPrincipalArns ?? [],
+        who: 'orchestratorPrincipalArns',
+      },
+    ];
+    if (exporterSources.length > 0) {
+      rules.push({
+        id: 'OnlyTheExporter',
+        sources: exporterSources,
+        principals: props.exporterPrincipalArns ?? [],
+        who: 'exporterPrincipalArns',
+      });
+    }
+    for (const rule of rules) {
+      if (rule.principals.length === 0) {
+        Annotations.of(this).addWarningV2(
+          `podwarden:${rule.id}`,
+          `no ${rule.who} given: the bus refuses every event with source ${rule.sources.join(', ')}`,
+        );
+      }
+      const statement = {
+        Sid: rule.id,
+        Effect: 'Deny',
+        Principal: '*',
+        Action: 'events:PutEvents',
+        Resource: this.eventBus.eventBusArn,
+        Condition: {
+          StringEquals: { 'events:source': rule.sources },
+          ...(rule.principals.length > 0 ? { ArnNotEquals: { 'aws:PrincipalArn': rule.principals } } : {}),
+        },
+      };
+      this.busPolicies.push(
+        new events.CfnEventBusPolicy(this, `Bus${rule.id}Policy`, {
+          eventBusName: this.eventBus.eventBusName,
+          statementId: rule.id,
+          statement,
+        }),
+      );
+    }
+  }
+
+  /** An EKS access entry per function role and cluster, mapping it to the functions' Kubernetes group. */
+  #clusterAccess(props: PodwardenStackProps): void {
+    const group = props.functionsGroup ?? DEFAULT_FUNCTIONS_GROUP;
+    for (const [name, connection] of this.#clustersHere(props)) {
+      for (const { handler, role } of Object.values(this.functions)) {
+        this.accessEntries.push(
+          new eks.CfnAccessEntry(this, `${pascal(handler)}${pascal(name)}AccessEntry`, {
+            clusterName: connection.clusterName,
+            principalArn: role.roleArn,
+            kubernetesGroups: [group],
+            type: 'STANDARD',
+          }),
+        );
+      }
+    }
   }
 
   #queue(id: string): sqs.Queue {
@@ -386,6 +688,18 @@ export class PodwardenStack extends Stack {
       });
       this.#dlqAlarm(`${id}DlqAlarm`, deadLetterQueue, `events the ${handler} function gave up on`);
     }
+    this.#alarm('CheckQueueAgeAlarm', {
+      alarmDescription: `Podwarden: due checks wait in the check queue longer than their longest delay (${MAX_DELAY_SECONDS} s) plus ${CHECK_AGE_MARGIN.toHumanString()}; the check function is not keeping up or not running`,
+      metric: this.checkQueue.metricApproximateAgeOfOldestMessage({
+        period: Duration.minutes(1),
+        statistic: 'Maximum',
+      }),
+      threshold: MAX_DELAY_SECONDS + CHECK_AGE_MARGIN.toSeconds(),
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 5,
+      datapointsToAlarm: 3,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
     for (const [routeId, queue] of Object.entries(this.ruleDeadLetterQueues)) {
       this.#dlqAlarm(
         `${pascal(routeId)}TargetDlqAlarm`,
@@ -495,7 +809,22 @@ export class PodwardenStack extends Stack {
           podwardenMetric(METRIC.malformedEvents, 'Sum', period),
           podwardenMetric(METRIC.reconcileErrors, 'Sum', period),
         ],
-        right: [podwardenMetric(METRIC.timerLagSeconds, 'Maximum', Duration.minutes(1))],
+        right: [
+          podwardenMetric(METRIC.timerLagSeconds, 'Maximum', Duration.minutes(1)),
+          podwardenMetric(METRIC.checkLagSeconds, 'Maximum', Duration.minutes(1)),
+        ],
+      }),
+    );
+    dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: 'Check queue',
+        width: 24,
+        left: [
+          this.checkQueue.metricApproximateNumberOfMessagesDelayed({ period, label: 'delayed checks' }),
+          this.checkQueue.metricApproximateNumberOfMessagesVisible({ period, label: 'due, not yet taken' }),
+          podwardenMetric(METRIC.checksNotQueued, 'Sum', period),
+        ],
+        right: [this.checkQueue.metricApproximateAgeOfOldestMessage({ period, label: 'oldest check (s)' })],
       }),
     );
     dashboard.addWidgets(
@@ -524,10 +853,33 @@ export class PodwardenStack extends Stack {
     });
     new CfnOutput(this, 'TableName', { value: this.table.tableName });
     new CfnOutput(this, 'AlarmTopicArn', { value: this.alarmTopic.topicArn });
+    new CfnOutput(this, 'CheckQueueUrl', { value: this.checkQueue.queueUrl });
+    new CfnOutput(this, 'BridgeRoleArn', {
+      value: this.bridgeRole.roleArn,
+      description: 'The bridge role: podwarden manifests --role-arn <this> (IRSA) or --pod-identity',
+    });
+    const props = this.#props;
+    for (const [name, connection] of Object.entries(props.clusters) as Array<[string, EksConnectionProps]>) {
+      const identity = props.bridge?.[name] ?? {};
+      const how = identity.oidcProviderArn ? ['--role-arn ', this.bridgeRole.roleArn] : ['--pod-identity'];
+      new CfnOutput(this, `${pascal(name)}BridgeManifests`, {
+        description: `Prints the bridge's objects for cluster ${name}; pipe to kubectl apply -f -`,
+        value: Fn.join('', [
+          `podwarden manifests --cluster ${name} --bus `,
+          this.eventBus.eventBusName,
+          ` --region ${connection.region} --namespace ${bridgeNamespace(identity)} --image <image> `,
+          ...how,
+        ]),
+      });
+      new CfnOutput(this, `${pascal(name)}FunctionsRbac`, {
+        description: `Prints the functions' Role and RoleBinding for cluster ${name}; pipe to kubectl apply -f -`,
+        value: `podwarden manifests --functions-rbac --group ${props.functionsGroup ?? DEFAULT_FUNCTIONS_GROUP} --namespaces ${props.allowedNamespaces === '*' ? '*' : props.allowedNamespaces.join(',')}`,
+      });
+    }
     for (const { handler, role } of Object.values(this.functions)) {
       new CfnOutput(this, `${pascal(handler)}RoleArn`, {
         value: role.roleArn,
-        description: `Map it to Podwarden's Kubernetes RBAC group (EKS access entry) for the ${handler} function`,
+        description: `The ${handler} function's role (an EKS access entry maps it to the functions' Kubernetes group)`,
       });
     }
   }
@@ -559,6 +911,8 @@ function checkProps(props: PodwardenStackProps): void {
   }
   // Placeholders for what only exists at deploy time; everything else is checked as the functions will.
   loadConfig(configEnvironment(configSettings(props, LAYOUT_TABLE_NAME, props.eventBusName ?? 'podwarden')));
+  const wiring = wiringProblems(props);
+  if (wiring.length > 0) throw new ConfigError(wiring);
   if (props.timerLagAlarmSeconds !== undefined && !(props.timerLagAlarmSeconds > 0)) {
     throw new ConfigError([
       `timerLagAlarmSeconds must be a positive number, got ${props.timerLagAlarmSeconds}`,
@@ -579,6 +933,16 @@ function configSettings(props: PodwardenStackProps, tableName: string, eventBusN
     ...(props.exporterSources ? { exporterSources: props.exporterSources } : {}),
     ...(props.orchestratorSources ? { orchestratorSources: props.orchestratorSources } : {}),
   };
+}
+
+type EksConnectionProps = Extract<ClusterConnection, { kind: 'eks' }>;
+
+function bridgeNamespace(identity: BridgeIdentity): string {
+  return identity.namespace ?? DEFAULT_BRIDGE_NAMESPACE;
+}
+
+function bridgeServiceAccount(identity: BridgeIdentity): string {
+  return identity.serviceAccount ?? BRIDGE_NAME;
 }
 
 /** `pod-changed` -> `PodChanged`: construct ids from handler and route names. */

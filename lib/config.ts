@@ -22,6 +22,7 @@ export const ENV = {
   timerBatchSize: 'PODWARDEN_TIMER_BATCH_SIZE',
   exporterSources: 'PODWARDEN_EXPORTER_SOURCES',
   orchestratorSources: 'PODWARDEN_ORCHESTRATOR_SOURCES',
+  checkQueueUrl: 'PODWARDEN_CHECK_QUEUE_URL',
 } as const;
 
 /** One variable per policy knob; durations take `90`, `90s`, `15m`, `2h` or `500ms`. */
@@ -62,6 +63,8 @@ export interface PodwardenConfig {
   /** kubernetes-event-exporter `source` -> the cluster it reports for. */
   exporterSources: Record<string, string>;
   orchestratorSources: string[];
+  /** SQS queue of delayed due checks (the `check` function consumes it); unset: the timer sweep alone. */
+  checkQueueUrl?: string;
 }
 
 /** What the CDK stack (or a test) knows, to be written as environment variables. */
@@ -77,6 +80,7 @@ export interface ConfigSettings {
   policy?: Partial<Policy>;
   exporterSources?: Record<string, string>;
   orchestratorSources?: readonly string[];
+  checkQueueUrl?: string;
 }
 
 export class ConfigError extends Error {
@@ -91,6 +95,8 @@ export class ConfigError extends Error {
 const NAMESPACE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 // An event bus name (1-256 of A-Z a-z 0-9 . _ - /) or its ARN.
 const BUS_NAME = /^[A-Za-z0-9._\-/]{1,256}$/;
+// https://sqs.<region>.amazonaws.com/<account>/<name>, or a local engine's http://127.0.0.1:<port>/<account>/<name>.
+const QUEUE_URL = /^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?\/[\w-]+\/[\w-]{1,80}$/;
 const BUS_ARN = /^arn:aws[a-z-]*:events:[a-z0-9-]+:\d{12}:event-bus\/[A-Za-z0-9._\-/]{1,256}$/;
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -192,6 +198,19 @@ export function loadConfig(env: Env = process.env): PodwardenConfig {
     (text) => (text === undefined ? {} : parseExporterSources(text, clusters)),
     {},
   );
+  const checkQueueUrl = read(
+    ENV.checkQueueUrl,
+    (text) => {
+      if (text === undefined) return undefined;
+      if (!QUEUE_URL.test(text)) {
+        throw new Error(
+          `${JSON.stringify(text)} is not an SQS queue URL (https://sqs.<region>.amazonaws.com/<account>/<queue>)`,
+        );
+      }
+      return text;
+    },
+    undefined,
+  );
 
   const overrides: Partial<Policy> = {};
   for (const [field, { variable, unit }] of Object.entries(POLICY_ENV) as Array<
@@ -232,6 +251,7 @@ export function loadConfig(env: Env = process.env): PodwardenConfig {
     policy,
     exporterSources,
     orchestratorSources,
+    ...(checkQueueUrl ? { checkQueueUrl } : {}),
   };
 }
 
@@ -276,6 +296,7 @@ export function configEnvironment(settings: ConfigSettings): Record<string, stri
   if (settings.orchestratorSources !== undefined) {
     env[ENV.orchestratorSources] = settings.orchestratorSources.join(',');
   }
+  if (settings.checkQueueUrl !== undefined) env[ENV.checkQueueUrl] = settings.checkQueueUrl;
   for (const [field, value] of Object.entries(settings.policy ?? {}) as Array<[keyof Policy, number]>) {
     if (value === undefined) continue;
     const { variable, unit } = POLICY_ENV[field];

@@ -10,6 +10,11 @@ import { BRIDGE_SOURCE, KUBERNETES_EVENT, POD_CHANGED } from './core/inbound.ts'
 
 export const HANDLER_NAMES = ['pod-changed', 'kubernetes-event', 'orchestrator', 'timer', 'reaper'] as const;
 export type HandlerName = (typeof HANDLER_NAMES)[number];
+/** Functions fed by a queue, not by a route: `check` consumes the delayed due-check queue. */
+export const QUEUE_HANDLER_NAMES = ['check'] as const;
+/** Every Lambda function of the stack. */
+export const FUNCTION_NAMES = [...HANDLER_NAMES, ...QUEUE_HANDLER_NAMES] as const;
+export type FunctionName = (typeof FUNCTION_NAMES)[number];
 
 /** What an orchestrator listener (e.g. Airflow's) sends when a task instance changes state. */
 export const TASK_INSTANCE_CHANGED = 'Task Instance Changed';

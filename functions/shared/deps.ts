@@ -4,19 +4,22 @@
  * per-invocation reconciler dependencies on top of it.
  *
  * The AWS clients take region, credentials and endpoints from the environment as the SDK always
- * does (AWS_REGION; AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL_EVENTBRIDGE point them at local
- * engines in tests).
+ * does (AWS_REGION; AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL_EVENTBRIDGE / AWS_ENDPOINT_URL_SQS
+ * point them at local engines in tests).
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import { SQSClient } from '@aws-sdk/client-sqs';
 import { KubeCluster } from '../../lib/cluster/kube-cluster.ts';
 import { loadConfig, type PodwardenConfig } from '../../lib/config.ts';
 import type { Cluster, EventSink, TaskStore } from '../../lib/core/ports.ts';
-import type { ReconcilerDeps } from '../../lib/reconciler/reconcile.ts';
-import type { HandlerName } from '../../lib/routes.ts';
+import type { CheckScheduler, ReconcilerDeps } from '../../lib/reconciler/reconcile.ts';
+import type { FunctionName } from '../../lib/routes.ts';
+import { SqsCheckScheduler } from '../../lib/scheduler/sqs-check-scheduler.ts';
 import { EventBridgeSink } from '../../lib/sink/eventbridge-sink.ts';
 import { DynamoTaskStore } from '../../lib/store/dynamo-task-store.ts';
 import { MeteredStore } from './metering.ts';
+import { METRIC } from './metric-names.ts';
 import { count, logger, reconcilerLog } from './observability.ts';
 
 export interface ContainerDeps {
@@ -25,6 +28,8 @@ export interface ContainerDeps {
   cluster: Cluster;
   sink: EventSink;
   clock: () => number;
+  /** Delivers due times on the second (the check queue); absent: the timer sweep alone. */
+  scheduler?: CheckScheduler;
 }
 
 let built: ContainerDeps | undefined;
@@ -47,13 +52,38 @@ export function buildContainerDeps(env: Readonly<Record<string, string | undefin
       logger.warn('Kubernetes API call retried', { attempt, delayMs, error: error.message, target }),
   });
   const sink = new EventBridgeSink({ client: new EventBridgeClient({}), eventBusName: config.eventBusName });
-  return { config, store, cluster, sink, clock: Date.now };
+  const scheduler = config.checkQueueUrl
+    ? new SqsCheckScheduler({ client: new SQSClient({}), queueUrl: config.checkQueueUrl, clock: Date.now })
+    : undefined;
+  return { config, store, cluster, sink, clock: Date.now, ...(scheduler ? { scheduler } : {}) };
+}
+
+/**
+ * A check that cannot be queued is not a failure of the reconcile that decided it: the record (with
+ * its `dueAt`) is already saved, and the timer sweep runs it within a minute. Throwing here would
+ * also drop the audit lines the reconcile writes after its actions.
+ */
+export function bestEffort(scheduler: CheckScheduler): CheckScheduler {
+  return {
+    async schedule(id, at) {
+      try {
+        await scheduler.schedule(id, at);
+      } catch (error) {
+        count(METRIC.checksNotQueued);
+        logger.warn('due check not queued; the timer sweep will run it', {
+          task: id,
+          dueAt: new Date(at).toISOString(),
+          error: error as Error,
+        });
+      }
+    },
+  };
 }
 
 /** Reconciler dependencies for one invocation, counting what it decides through a metered store. */
 export function reconcilerDeps(
   deps: ContainerDeps,
-  handler: HandlerName,
+  handler: FunctionName,
 ): { reconciler: ReconcilerDeps; store: MeteredStore } {
   const store = new MeteredStore(deps.store, count);
   return {
@@ -66,6 +96,7 @@ export function reconcilerDeps(
       clock: deps.clock,
       actor: `lambda:${handler}`,
       log: reconcilerLog,
+      ...(deps.scheduler ? { scheduler: bestEffort(deps.scheduler) } : {}),
       ...(handler === 'reaper' && deps.config.reaper.dryRun ? { dryRun: true } : {}),
     },
   };

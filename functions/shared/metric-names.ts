@@ -19,6 +19,10 @@ export const METRIC = {
   reconcileErrors: 'ReconcileErrors',
   /** Seconds between the oldest due timer and the timer pass that found it. */
   timerLagSeconds: 'TimerLagSeconds',
+  /** Seconds between a due check's time and its reconcile (the check queue's lateness). */
+  checkLagSeconds: 'CheckLagSeconds',
+  /** Due checks the scheduler could not queue (the timer sweep runs them instead). */
+  checksNotQueued: 'ChecksNotQueued',
 } as const;
 
 export type MetricName = (typeof METRIC)[keyof typeof METRIC];

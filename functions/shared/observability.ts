@@ -9,7 +9,7 @@ import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import type { Logger as ReconcilerLogger } from '../../lib/reconciler/reconcile.ts';
-import type { HandlerName } from '../../lib/routes.ts';
+import type { FunctionName } from '../../lib/routes.ts';
 import { METRIC, METRICS_NAMESPACE, type MetricName, SERVICE_NAME } from './metric-names.ts';
 
 export const logger = new Logger({ serviceName: SERVICE_NAME });
@@ -78,10 +78,13 @@ export function rejectMalformed(problem: string, event: unknown): Rejected {
 }
 
 /** Wraps a handler core in the middy chain: Lambda context in every log line, metrics flushed. */
-export function instrument<TResult>(name: HandlerName, core: (event: unknown) => Promise<TResult>) {
-  return middy(async (event: unknown, _context: Context): Promise<TResult> => {
+export function instrument<TResult>(
+  name: FunctionName,
+  core: (event: unknown, context: Context) => Promise<TResult>,
+) {
+  return middy(async (event: unknown, context: Context): Promise<TResult> => {
     logger.appendKeys({ handler: name });
-    return core(event);
+    return core(event, context);
   })
     .use(injectLambdaContext(logger, { resetKeys: true }))
     .use(logMetrics(metrics, { captureColdStartMetric: true }));

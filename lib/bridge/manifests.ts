@@ -7,8 +7,12 @@ export interface BridgeManifestOptions {
   bus: string;
   region: string;
   image: string;
-  /** IAM role the bridge assumes through IRSA (allowed: events:PutEvents on the bus). */
-  roleArn: string;
+  /**
+   * IAM role the bridge assumes through IRSA (allowed: events:PutEvents on the bus), written as the
+   * service account's annotation; undefined with EKS Pod Identity, whose association (made by the
+   * stack) gives the role instead.
+   */
+  roleArn: string | undefined;
   /** Where the bridge runs (and its Lease lives). */
   namespace: string;
   /** Namespaces to watch; empty: every namespace (then the watch rights are cluster-wide). */
@@ -69,7 +73,7 @@ export function bridgeManifests(options: BridgeManifestOptions): Array<Record<st
     kind: 'ServiceAccount',
     metadata: {
       ...meta(BRIDGE_NAME, namespace),
-      annotations: { 'eks.amazonaws.com/role-arn': options.roleArn },
+      ...(options.roleArn ? { annotations: { 'eks.amazonaws.com/role-arn': options.roleArn } } : {}),
     },
   });
 
@@ -225,4 +229,69 @@ export function bridgeManifests(options: BridgeManifestOptions): Array<Record<st
     spec: { minAvailable: 1, selector: { matchLabels: { 'app.kubernetes.io/name': BRIDGE_NAME } } },
   });
   return objects;
+}
+
+export interface FunctionsRbacOptions {
+  /** The Kubernetes group the stack's EKS access entries give the functions' roles. */
+  group: string;
+  /** Namespaces the functions act in; empty: every namespace (a ClusterRole and its binding). */
+  namespaces: string[];
+}
+
+export const FUNCTIONS_RBAC_NAME = 'podwarden-functions';
+const FUNCTIONS_LABELS = {
+  'app.kubernetes.io/name': FUNCTIONS_RBAC_NAME,
+  'app.kubernetes.io/part-of': 'podwarden',
+};
+
+/**
+ * Exactly what the Lambda functions do through the API: read, list, create (re-create) and delete
+ * (reap) pods; list events (a late `Preempted` event) and create them (each decision told on the
+ * task's pod). No watch, no update, no patch, nothing beyond pods and events.
+ */
+export const FUNCTIONS_RULES = [
+  { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'create', 'delete'] },
+  { apiGroups: [''], resources: ['events'], verbs: ['list', 'create'] },
+];
+
+/** The Role and RoleBinding (per namespace, or cluster-wide) that the functions' group is bound to. */
+export function functionsRbacManifests(options: FunctionsRbacOptions): Array<Record<string, unknown>> {
+  const subjects = [{ kind: 'Group', apiGroup: 'rbac.authorization.k8s.io', name: options.group }];
+  const meta = (objectNamespace?: string) => ({
+    name: FUNCTIONS_RBAC_NAME,
+    ...(objectNamespace ? { namespace: objectNamespace } : {}),
+    labels: FUNCTIONS_LABELS,
+  });
+  if (options.namespaces.length === 0) {
+    return [
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'ClusterRole',
+        metadata: meta(),
+        rules: FUNCTIONS_RULES,
+      },
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'ClusterRoleBinding',
+        metadata: meta(),
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: FUNCTIONS_RBAC_NAME },
+        subjects,
+      },
+    ];
+  }
+  return options.namespaces.flatMap((namespace) => [
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'Role',
+      metadata: meta(namespace),
+      rules: FUNCTIONS_RULES,
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: meta(namespace),
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: FUNCTIONS_RBAC_NAME },
+      subjects,
+    },
+  ]);
 }

@@ -32,7 +32,7 @@ export async function runTimerPass(deps: ReconcilerDeps, limit = 100): Promise<T
 }
 
 /** A vanished pod's late `Preempted` event may never have reached us: ask the API server for it. */
-async function timerHints(deps: ReconcilerDeps, task: TaskRecord): Promise<Observation[]> {
+export async function timerHints(deps: ReconcilerDeps, task: TaskRecord): Promise<Observation[]> {
   const hints: Observation[] = [];
   if (task.goneUnexplainedAt !== undefined && task.podName) {
     const events = await deps.cluster.listEvents(

@@ -10,7 +10,7 @@ import { App } from 'aws-cdk-lib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { METRIC, METRICS_NAMESPACE } from '../../functions/shared/metric-names.ts';
 import { PodwardenStack } from '../../infra/podwarden-stack.ts';
-import { HANDLER_NAMES, type HandlerName } from '../../lib/routes.ts';
+import { FUNCTION_NAMES, type FunctionName, HANDLER_NAMES } from '../../lib/routes.ts';
 
 const NODE_24 = fileURLToPath(new URL('../../node_modules/.bin/node', import.meta.url));
 const CA_DATA = Buffer.from('-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n').toString(
@@ -27,7 +27,7 @@ const CLUSTERS = {
 };
 
 let outdir: string;
-const bundleDirs = new Map<HandlerName, string>();
+const bundleDirs = new Map<FunctionName, string>();
 
 beforeAll(() => {
   outdir = mkdtempSync(join(tmpdir(), 'podwarden-cdk-'));
@@ -40,7 +40,7 @@ beforeAll(() => {
   const template = assembly.getStackByName(stack.stackName).template as {
     Resources: Record<string, { Properties: { Code?: { S3Key?: string } } }>;
   };
-  for (const handler of HANDLER_NAMES) {
+  for (const handler of FUNCTION_NAMES) {
     const id = stack.getLogicalId(stack.functions[handler].function.node.defaultChild as never);
     const key = template.Resources[id]?.Properties.Code?.S3Key;
     if (!key) throw new Error(`no code asset for ${handler}`);
@@ -54,7 +54,7 @@ afterAll(() => {
 
 /** Invokes the bundled handler in a fresh Node process, as the Lambda runtime would load it. */
 function invokeBundle(
-  handler: HandlerName,
+  handler: FunctionName,
   event: unknown,
 ): { result: unknown; lines: Array<Record<string, unknown>> } {
   const script = `
@@ -106,5 +106,33 @@ describe('function bundles', () => {
     const emf = lines.find((line) => METRIC.malformedEvents in line);
     expect(emf).toMatchObject({ [METRIC.malformedEvents]: 1, service: 'podwarden' });
     expect(JSON.stringify(emf?._aws)).toContain(METRICS_NAMESPACE);
+  });
+
+  it('check loads on its own, drops a malformed record with a metric, and fails no record for it', () => {
+    const { result, lines } = invokeBundle('check', {
+      Records: [
+        {
+          messageId: 'message-1',
+          receiptHandle: 'receipt-1',
+          body: '{"v": 1, "task": "nope"}',
+          attributes: {},
+          messageAttributes: {},
+          md5OfBody: '',
+          eventSource: 'aws:sqs',
+          eventSourceARN: 'arn:aws:sqs:eu-west-1:123456789012:Podwarden-CheckQueue',
+          awsRegion: 'eu-west-1',
+        },
+      ],
+    });
+    expect(result).toEqual({ batchItemFailures: [] });
+    const log = lines.find((line) => line.message === 'malformed event rejected');
+    expect(log).toMatchObject({
+      level: 'ERROR',
+      handler: 'check',
+      problem: expect.stringContaining('body.'),
+    });
+    expect(lines.find((line) => METRIC.malformedEvents in line)).toMatchObject({
+      [METRIC.malformedEvents]: 1,
+    });
   });
 });

@@ -98,4 +98,56 @@ describe('stackPropsFromContext', () => {
       ).toMatch(message);
     }
   });
+
+  it('reads the wiring keys from -c strings and cdk.json objects alike', () => {
+    const wiring = {
+      orchestratorPrincipalArns: 'arn:aws:iam::123456789012:role/airflow-workers',
+      bridge:
+        '{"prod": {"oidcProviderArn": "arn:aws:iam::123456789012:oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/ABC"}}',
+      functionsGroup: 'podwarden-supervisors',
+      vpc: '{"subnetIds": ["subnet-0a1b2c3d"], "securityGroupIds": "sg-0123abcd"}',
+      reservedConcurrency: '{"check": "20", "timer": 2}',
+    };
+    const expected = {
+      orchestratorPrincipalArns: ['arn:aws:iam::123456789012:role/airflow-workers'],
+      bridge: {
+        prod: {
+          oidcProviderArn: 'arn:aws:iam::123456789012:oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/ABC',
+        },
+      },
+      functionsGroup: 'podwarden-supervisors',
+      vpc: { subnetIds: ['subnet-0a1b2c3d'], securityGroupIds: ['sg-0123abcd'] },
+      reservedConcurrency: { check: 20, timer: 2 },
+    };
+    const base = { clusters: { prod: PROD }, allowedNamespaces: 'airflow' };
+    expect(fromContext({ ...base, ...wiring }).props).toMatchObject(expected);
+    const asObjects = Object.fromEntries(
+      Object.entries(wiring).map(([key, value]) => [key, value.startsWith('{') ? JSON.parse(value) : value]),
+    );
+    expect(fromContext({ ...base, ...asObjects }).props).toMatchObject(expected);
+  });
+
+  it('names each bad wiring key', () => {
+    const problems = problemsOf({
+      clusters: { prod: PROD },
+      allowedNamespaces: 'airflow',
+      orchestratorPrincipalArns: 'airflow-workers',
+      bridge: '{"prod": {"oidcProviderArn": 7}}',
+      vpc: '{"subnets": []}',
+      reservedConcurrency: '{"check": -1}',
+      exporterPrincipalArns: '[not json',
+    });
+    for (const [key, message] of [
+      ['orchestratorPrincipalArns', /"airflow-workers" is not an IAM role, user or root ARN/],
+      ['bridge', /prod.oidcProviderArn must be a string/],
+      ['vpc', /unknown field "subnets"/],
+      ['reservedConcurrency.check', /-1 is not a whole number from 1 to 1000/],
+      ['exporterPrincipalArns', /"\[not json" is not an IAM role, user or root ARN/],
+    ] as const) {
+      expect(
+        problems.find((problem) => problem.startsWith(`${key}: `)),
+        key,
+      ).toMatch(message);
+    }
+  });
 });

@@ -10,7 +10,7 @@ import { METRIC, METRICS_NAMESPACE, SERVICE_NAME } from '../../functions/shared/
 import { PodwardenStack, type PodwardenStackProps } from '../../infra/podwarden-stack.ts';
 import type { ClusterConnection } from '../../lib/cluster/connections.ts';
 import { ConfigError, ENV, loadConfig } from '../../lib/config.ts';
-import { HANDLER_NAMES } from '../../lib/routes.ts';
+import { FUNCTION_NAMES, HANDLER_NAMES } from '../../lib/routes.ts';
 import { TTL_ATTRIBUTE, tableDefinition } from '../../lib/store/schema.ts';
 
 // Only the PEM armour matters: the CA is parsed when a TLS connection is made, never here.
@@ -144,8 +144,8 @@ describe('rules', () => {
 
 describe('functions', () => {
   it('runs every handler on arm64 and Node.js 24, logging to a log group of its own with retention', () => {
-    template.resourceCountIs('AWS::Lambda::Function', HANDLER_NAMES.length);
-    for (const handler of HANDLER_NAMES) {
+    template.resourceCountIs('AWS::Lambda::Function', FUNCTION_NAMES.length);
+    for (const handler of FUNCTION_NAMES) {
       const { logGroup, role } = stack.functions[handler];
       template.hasResourceProperties('AWS::Lambda::Function', {
         Runtime: 'nodejs24.x',
@@ -176,11 +176,16 @@ describe('functions', () => {
     const variables = (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
     expect(variables[ENV.tableName]).toEqual({ Ref: logicalId(stack.table) });
     expect(variables[ENV.eventBusName]).toEqual({ Ref: logicalId(stack.eventBus as never) });
+    expect(variables[ENV.checkQueueUrl]).toEqual({ Ref: logicalId(stack.checkQueue) });
     // Stand-ins for the deploy-time references; everything else is the literal the function reads.
     const env = Object.fromEntries(
       Object.entries(variables).map(([name, value]) => [
         name,
-        typeof value === 'string' ? value : 'resolved-at-deploy',
+        typeof value === 'string'
+          ? value
+          : name === ENV.checkQueueUrl
+            ? 'https://sqs.eu-west-1.amazonaws.com/123456789012/Podwarden-CheckQueue'
+            : 'resolved-at-deploy',
       ]),
     );
     const config = loadConfig(env);
@@ -201,9 +206,10 @@ describe('IAM', () => {
       .flatMap(([, policy]) => (policy.Properties.PolicyDocument as { Statement: Statement[] }).Statement);
   const actionsOf = (statement: Statement) => [statement.Action].flat();
 
-  it('grants each role only its log group, the table and its index, PutEvents as podwarden, and its DLQ', () => {
+  it('grants each role only its log group, the table and its index, PutEvents as podwarden, the check queue, and its DLQ', () => {
     const tableArn = { 'Fn::GetAtt': [logicalId(stack.table), 'Arn'] };
-    for (const handler of HANDLER_NAMES) {
+    const checkQueueArn = JSON.stringify({ 'Fn::GetAtt': [logicalId(stack.checkQueue), 'Arn'] });
+    for (const handler of FUNCTION_NAMES) {
       const { role, logGroup, deadLetterQueue } = stack.functions[handler];
       const roleResource = resources[logicalId(role)]!;
       expect(roleResource.Properties.ManagedPolicyArns).toBeUndefined();
@@ -238,9 +244,32 @@ describe('IAM', () => {
       )!;
       expect(actionsOf(putEvents)).toEqual(['events:PutEvents']);
       expect(putEvents.Condition).toEqual({ StringEquals: { 'events:source': ['podwarden'] } });
-      const dlq = byResource.get(JSON.stringify({ 'Fn::GetAtt': [logicalId(deadLetterQueue), 'Arn'] }))!;
-      expect(actionsOf(dlq)).toContain('sqs:SendMessage');
-      expect(statements).toHaveLength(4);
+      const checkQueue = statements.filter(
+        (statement) => JSON.stringify(statement.Resource) === checkQueueArn,
+      );
+      if (handler === 'check') {
+        // The event source mapping's own grant (receive, delete, ...) and the send of the next check.
+        expect(checkQueue.flatMap(actionsOf).sort()).toEqual(
+          [
+            'sqs:ChangeMessageVisibility',
+            'sqs:DeleteMessage',
+            'sqs:GetQueueAttributes',
+            'sqs:GetQueueUrl',
+            'sqs:ReceiveMessage',
+            'sqs:SendMessage',
+          ].sort(),
+        );
+        // Its failures return to the queue, whose redrive (not the function) feeds the DLQ.
+        expect(byResource.has(JSON.stringify({ 'Fn::GetAtt': [logicalId(deadLetterQueue), 'Arn'] }))).toBe(
+          false,
+        );
+        expect(statements).toHaveLength(5);
+      } else {
+        expect(checkQueue.flatMap(actionsOf)).toEqual(['sqs:SendMessage']);
+        const dlq = byResource.get(JSON.stringify({ 'Fn::GetAtt': [logicalId(deadLetterQueue), 'Arn'] }))!;
+        expect(actionsOf(dlq)).toContain('sqs:SendMessage');
+        expect(statements).toHaveLength(5);
+      }
     }
   });
 
@@ -269,7 +298,7 @@ describe('alarms', () => {
   });
 
   it('alarms on errors and throttles of every function', () => {
-    for (const handler of HANDLER_NAMES) {
+    for (const handler of FUNCTION_NAMES) {
       const functionName = { Ref: logicalId(stack.functions[handler].function) };
       for (const metricName of ['Errors', 'Throttles']) {
         template.hasResourceProperties('AWS::CloudWatch::Alarm', {
@@ -289,7 +318,8 @@ describe('alarms', () => {
       ...Object.values(stack.functions).map((fn) => fn.deadLetterQueue),
       ...Object.values(stack.ruleDeadLetterQueues),
     ];
-    expect(queues).toHaveLength(ofType('AWS::SQS::Queue').length);
+    // Every queue is a DLQ but the check queue itself (its age has an alarm of its own).
+    expect(queues).toHaveLength(ofType('AWS::SQS::Queue').length - 1);
     for (const queue of queues) {
       template.hasResourceProperties('AWS::CloudWatch::Alarm', {
         Namespace: 'AWS/SQS',
