@@ -48,6 +48,7 @@ import {
   scheduleEvent,
 } from '../lib/routes.ts';
 import { DUE_INDEX_NAME, TTL_ATTRIBUTE, tableDefinition } from '../lib/store/schema.ts';
+import { EventSchemas } from './event-schemas.ts';
 
 const REPOSITORY_ROOT = fileURLToPath(new URL('..', import.meta.url));
 const FUNCTIONS_DIR = fileURLToPath(new URL('../functions/', import.meta.url));
@@ -139,6 +140,7 @@ export class PodwardenStack extends Stack {
       : new events.EventBus(this, 'EventBus', {
           description: 'Podwarden: bridge, orchestrator and outbound events',
         });
+    new EventSchemas(this, 'EventSchemas');
 
     const environment = configEnvironment(
       configSettings(props, this.table.tableName, this.eventBus.eventBusName),
