@@ -5,10 +5,11 @@
  * today (test/unit/event-schemas.test.ts runs the parsers' cases through both); the parsers
  * themselves move onto these schemas once their validation rework has landed.
  */
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import {
   absent,
   clusterName,
+  described,
   eventBridgeEvent,
   namespaceName,
   nonBlank,
@@ -18,53 +19,55 @@ import {
   optionalTime,
   PROFILES,
   podName,
+  wholeNumber,
 } from './common.ts';
 
 export const BRIDGE_EVENT_SOURCE = 'podwarden.bridge';
 export const DEFAULT_ORCHESTRATOR_SOURCE = 'airflow.listener';
 
-const detailVersion = z.literal(1).meta({
-  description: 'Bumped when the detail changes incompatibly; receivers refuse versions they do not know.',
-});
+const detailVersion = () =>
+  described(
+    z.literal(1),
+    'Bumped when the detail changes incompatibly; receivers refuse versions they do not know.',
+  );
 
 const podMetadata = z.looseObject({
   name: podName,
   namespace: namespaceName,
   uid: optionalText,
-  labels: optionalLabels,
+  labels: optionalLabels(),
 });
 
 /** The pod as the API server had it, less `managedFields`; only what the receiver relies on is fixed. */
-const pod = z.looseObject({ kind: z.literal('Pod').optional(), metadata: podMetadata });
+const pod = z.looseObject({ kind: z.optional(z.literal('Pod')), metadata: podMetadata });
 
-const podReference = z
-  .looseObject({
+const podReference = described(
+  z.looseObject({
     namespace: namespaceName,
     name: podName,
     uid: optionalText,
     resourceVersion: optionalText,
-    labels: optionalLabels,
-    why: z.literal('too-large').optional(),
-  })
-  .meta({
-    description: 'Sent instead of the pod when it would not fit in one entry; the receiver re-reads it.',
-  });
+    labels: optionalLabels(),
+    why: z.optional(z.literal('too-large')),
+  }),
+  'Sent instead of the pod when it would not fit in one entry; the receiver re-reads it.',
+);
 
-const podChangedCommon = {
-  version: detailVersion,
+const podChangedCommon = () => ({
+  version: detailVersion(),
   cluster: clusterName,
   change: z.enum(['added', 'modified', 'deleted']),
-  observedAt: optionalTime.meta({ description: 'When the bridge saw the change (RFC 3339).' }),
-  resync: z
-    .boolean()
-    .optional()
-    .meta({ description: 'Found by a re-list after the watch was away, rather than streamed by it.' }),
-};
+  observedAt: described(optionalTime(), 'When the bridge saw the change (RFC 3339).'),
+  resync: described(
+    z.optional(z.boolean()),
+    'Found by a re-list after the watch was away, rather than streamed by it.',
+  ),
+});
 
 /** Exactly one of `pod` and `reference` (null counts as absent). */
 export const podChangedDetail = z.union([
-  z.looseObject({ ...podChangedCommon, pod, reference: absent }),
-  z.looseObject({ ...podChangedCommon, reference: podReference, pod: absent }),
+  z.looseObject({ ...podChangedCommon(), pod, reference: absent }),
+  z.looseObject({ ...podChangedCommon(), reference: podReference, pod: absent }),
 ]);
 
 /**
@@ -73,27 +76,27 @@ export const podChangedDetail = z.union([
  * `lastTimestamp`, `eventTime`, `firstTimestamp` or `metadata.creationTimestamp` (one is needed).
  */
 function kubeEvent(where: 'involvedObject' | 'event' | 'metadata') {
-  const involved = {
+  const involved = z.looseObject({
     kind: z.literal('Pod'),
     name: podName,
     uid: optionalText,
     namespace: where === 'involvedObject' ? namespaceName : absent,
-  };
+  });
   const metadata = z.looseObject({
-    namespace: where === 'metadata' ? namespaceName : z.unknown().optional(),
-    creationTimestamp: optionalTime,
+    namespace: where === 'metadata' ? namespaceName : z.optional(z.unknown()),
+    creationTimestamp: optionalTime(),
   });
   return z.looseObject({
-    involvedObject: z.looseObject(involved),
-    namespace: where === 'event' ? namespaceName : where === 'metadata' ? absent : z.unknown().optional(),
-    metadata: where === 'metadata' ? metadata : metadata.optional(),
-    reason: nonEmpty,
+    involvedObject: involved,
+    namespace: where === 'event' ? namespaceName : where === 'metadata' ? absent : z.optional(z.unknown()),
+    metadata: where === 'metadata' ? metadata : z.optional(metadata),
+    reason: nonEmpty(),
     message: optionalText,
     type: optionalText,
-    count: z.union([z.number(), z.null()]).optional(),
-    lastTimestamp: optionalTime,
-    eventTime: optionalTime,
-    firstTimestamp: optionalTime,
+    count: z.optional(z.union([z.number(), z.null()])),
+    lastTimestamp: optionalTime(),
+    eventTime: optionalTime(),
+    firstTimestamp: optionalTime(),
   });
 }
 
@@ -101,40 +104,41 @@ const given = (value: unknown) => value !== undefined && value !== null && value
 
 export const kubernetesEvent = z
   .union([kubeEvent('involvedObject'), kubeEvent('event'), kubeEvent('metadata')])
-  .refine(
-    (event) =>
-      given(event.lastTimestamp) ||
-      given(event.eventTime) ||
-      given(event.firstTimestamp) ||
-      given(event.metadata?.creationTimestamp),
-    { message: 'no time (lastTimestamp, eventTime, firstTimestamp or metadata.creationTimestamp)' },
+  .check(
+    z.refine(
+      (event) =>
+        given(event.lastTimestamp) ||
+        given(event.eventTime) ||
+        given(event.firstTimestamp) ||
+        given(event.metadata?.creationTimestamp),
+      { message: 'no time (lastTimestamp, eventTime, firstTimestamp or metadata.creationTimestamp)' },
+    ),
   );
 
 export const kubernetesEventDetail = z.looseObject({
-  version: detailVersion,
+  version: detailVersion(),
   cluster: clusterName,
-  observedAt: z.string().optional().meta({ description: 'When the bridge saw the event (RFC 3339).' }),
+  observedAt: described(z.optional(z.string()), 'When the bridge saw the event (RFC 3339).'),
   event: kubernetesEvent,
-  podLabels: optionalLabels.meta({
-    description: 'Labels of the pod the event is about, when the bridge knows it.',
-  }),
+  podLabels: described(optionalLabels(), 'Labels of the pod the event is about, when the bridge knows it.'),
 });
 
 export const taskInstanceChangedDetail = z.looseObject({
-  dag_id: nonBlank,
-  task_id: nonBlank,
-  run_id: nonBlank,
-  map_index: z
-    .union([z.int().min(-1), z.string().regex(/^\s*(-0*[01]|[0-9]+)\s*$/), z.null()])
-    .optional()
-    .meta({ description: 'Absent or null: -1 (an unmapped task).' }),
-  try_number: z.int().min(0),
-  state: nonBlank.meta({
-    description: "The task instance's state as the orchestrator has it (e.g. running, success).",
-  }),
+  dag_id: nonBlank(),
+  task_id: nonBlank(),
+  run_id: nonBlank(),
+  map_index: described(
+    z.optional(z.union([wholeNumber(-1), z.string().check(z.regex(/^\s*(-0*[01]|[0-9]+)\s*$/)), z.null()])),
+    'Absent or null: -1 (an unmapped task).',
+  ),
+  try_number: wholeNumber(0),
+  state: described(
+    nonBlank(),
+    "The task instance's state as the orchestrator has it (e.g. running, success).",
+  ),
   cluster: clusterName,
   namespace: namespaceName,
-  profile: z.enum(PROFILES).optional().meta({ description: 'Default: the first configured profile.' }),
+  profile: described(z.optional(z.enum(PROFILES)), 'Default: the first configured profile.'),
 });
 
 export const INBOUND_EVENTS = {
@@ -145,9 +149,10 @@ export const INBOUND_EVENTS = {
     kubernetesEventDetail,
   ),
   'Task Instance Changed': eventBridgeEvent(
-    nonEmpty.meta({
-      description: `One of the stack's orchestratorSources (default "${DEFAULT_ORCHESTRATOR_SOURCE}").`,
-    }),
+    described(
+      nonEmpty(),
+      `One of the stack's orchestratorSources (default "${DEFAULT_ORCHESTRATOR_SOURCE}").`,
+    ),
     'Task Instance Changed',
     taskInstanceChangedDetail,
   ),

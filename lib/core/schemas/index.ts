@@ -4,7 +4,7 @@
  * their JSON Schemas (draft 4, the dialect EventBridge's schema registry takes) into `schemas/`;
  * the stack registers the same documents (infra/event-schemas.ts).
  */
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { BRIDGE_EVENT_SOURCE, DEFAULT_ORCHESTRATOR_SOURCE, INBOUND_EVENTS } from './inbound.ts';
 import { OUTBOUND_EVENT_SOURCE, OUTBOUND_EVENTS } from './outbound.ts';
 
@@ -15,7 +15,7 @@ export interface PublishedSchema {
   detailType: string;
   direction: 'outbound' | 'inbound';
   description: string;
-  schema: z.ZodType;
+  schema: z.ZodMiniType;
   example: Record<string, unknown>;
 }
 
