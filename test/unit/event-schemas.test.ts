@@ -57,6 +57,23 @@ describe('published schemas', () => {
   });
 });
 
+describe('README', () => {
+  it('shows one example of each event, each matching its schema', () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const section = readme.split('## Events on the bus')[1]!.split('\n## ')[0]!;
+    const examples = [...section.matchAll(/```json\n([\s\S]*?)\n```/g)].map(
+      (match) => JSON.parse(match[1]!) as Record<string, unknown>,
+    );
+    expect(examples.map((example) => example['detail-type'])).toEqual(
+      PUBLISHED_SCHEMAS.map((published) => published.detailType),
+    );
+    for (const example of examples) {
+      const published = PUBLISHED_SCHEMAS.find((entry) => entry.detailType === example['detail-type'])!;
+      expect(published.schema.safeParse(example).success, published.name).toBe(true);
+    }
+  });
+});
+
 describe('outbound events', () => {
   const example = (type: string) =>
     PUBLISHED_SCHEMAS.find((published) => published.detailType === type)!.example
