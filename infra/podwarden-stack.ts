@@ -66,6 +66,7 @@ import {
 } from '../lib/routes.ts';
 import { MAX_DELAY_SECONDS } from '../lib/scheduler/sqs-check-scheduler.ts';
 import { DUE_INDEX_NAME, TTL_ATTRIBUTE, tableDefinition } from '../lib/store/schema.ts';
+import { EventSchemas } from './event-schemas.ts';
 import { wiringProblems } from './wiring-checks.ts';
 
 const REPOSITORY_ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -218,6 +219,7 @@ export class PodwardenStack extends Stack {
       : new events.EventBus(this, 'EventBus', {
           description: 'Podwarden: bridge, orchestrator and outbound events',
         });
+    new EventSchemas(this, 'EventSchemas');
 
     this.checkDeadLetterQueue = new sqs.Queue(this, 'CheckDlq', {
       encryption: sqs.QueueEncryption.SQS_MANAGED,

@@ -30,7 +30,7 @@ export async function run(argv: string[], io: CommandIO): Promise<number> {
   const log = createLogger({
     sink: io.stdout,
     level: config.logLevel,
-    fields: { component: 'podwarden-bridge', cluster: config.cluster, identity: config.identity },
+    fields: { cluster: config.cluster, identity: config.identity },
   });
   let bridge: Bridge;
   try {

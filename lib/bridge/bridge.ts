@@ -10,7 +10,7 @@ import { Forwarder, type ForwarderOptions, type PutEventsPort } from './forwarde
 import { type KubeApi, KubeApiError, kubeApi } from './kube.ts';
 import { LeaderElector } from './leader.ts';
 import type { Logger } from './logger.ts';
-import { BridgeMetrics } from './metrics.ts';
+import { BridgeMetrics, totalOf } from './metrics.ts';
 import type { ChangeKind } from './relist.ts';
 import { type ProbeServer, startProbeServer } from './server.ts';
 import { ResourceWatcher, type Via, type WatchTarget } from './watcher.ts';
@@ -88,7 +88,7 @@ export class Bridge {
       ...deps.forwarder,
       port: this.#port,
       metrics: this.metrics,
-      log: this.#log.child({ part: 'forwarder' }),
+      log: this.#log.createChild({ persistentKeys: { part: 'forwarder' } }),
     });
     this.#elector = new LeaderElector({
       api: this.#api,
@@ -98,7 +98,7 @@ export class Bridge {
       leaseDurationMs: config.lease.durationMs,
       renewDeadlineMs: config.lease.renewDeadlineMs,
       retryPeriodMs: config.lease.retryPeriodMs,
-      log: this.#log.child({ part: 'leader' }),
+      log: this.#log.createChild({ persistentKeys: { part: 'leader' } }),
       onStartedLeading: () => this.#transition(true),
       onStoppedLeading: () => this.#transition(false),
       ...(deps.now ? { now: deps.now } : {}),
@@ -144,7 +144,7 @@ export class Bridge {
           detail: { leader: this.isLeader, shuttingDown: this.#shuttingDown, watchesSyncing: syncing },
         };
       },
-      metrics: () => this.metrics.registry.render(),
+      metrics: () => this.metrics.render(),
     });
     this.#log.info('bridge started', {
       cluster: this.config.cluster,
@@ -178,8 +178,8 @@ export class Bridge {
     await this.#server?.close();
     this.#port.destroy?.();
     this.#log.info('bridge stopped', {
-      forwarded: this.metrics.forwarded.total(),
-      failed: this.metrics.failed.total(),
+      forwarded: await totalOf(this.metrics.forwarded),
+      failed: await totalOf(this.metrics.failed),
       undeliveredAtShutdown: undelivered,
     });
   }
@@ -244,7 +244,7 @@ export class Bridge {
     return {
       api: this.#api,
       target,
-      log: this.#log.child({ part: 'watch' }),
+      log: this.#log.createChild({ persistentKeys: { part: 'watch' } }),
       metrics: this.metrics,
       ...(this.#deps.watchBackoff ? { backoff: this.#deps.watchBackoff } : {}),
       ...(this.#deps.watchTimeoutSeconds ? { watchTimeoutSeconds: this.#deps.watchTimeoutSeconds } : {}),

@@ -100,10 +100,12 @@ export class Forwarder {
     this.#limits = options.limits ?? EVENTBRIDGE_LIMITS;
     this.#now = options.now ?? Date.now;
     this.#random = options.random ?? Math.random;
-    this.#metrics.queueDepth.track(() => this.#queue.length);
-    this.#metrics.oldestQueuedAge.track(() => {
-      const oldest = this.#queue[0];
-      return oldest ? Math.max(0, (this.#now() - oldest.item.observedAt) / 1000) : 0;
+    this.#metrics.trackQueue({
+      depth: () => this.#queue.length,
+      oldestAgeSeconds: () => {
+        const oldest = this.#queue[0];
+        return oldest ? Math.max(0, (this.#now() - oldest.item.observedAt) / 1000) : 0;
+      },
     });
   }
 
@@ -269,7 +271,12 @@ export class Forwarder {
       const code = callError instanceof Error ? callError.name : 'Error';
       const message = callError instanceof Error ? callError.message : String(callError);
       const retryable = isRetryableCallError(callError);
-      this.#log.warn('PutEvents call failed', { code, message, entries: batch.length, retryable });
+      this.#log.warn('PutEvents call failed', {
+        code,
+        errorMessage: message,
+        entries: batch.length,
+        retryable,
+      });
       for (const queued of batch) this.#failed(queued, code, message, retryable, now, givenUp);
     }
     this.#queue = this.#queue.filter((queued) => !queued.settled);

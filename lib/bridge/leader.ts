@@ -76,9 +76,11 @@ export class LeaderElector {
     if (problems.length > 0) throw new Error(`leader election: ${problems.join('; ')}`);
     this.#options = options;
     this.#now = options.now ?? Date.now;
-    this.#log = options.log.child({
-      lease: `${options.namespace}/${options.name}`,
-      identity: options.identity,
+    this.#log = options.log.createChild({
+      persistentKeys: {
+        lease: `${options.namespace}/${options.name}`,
+        identity: options.identity,
+      },
     });
   }
 

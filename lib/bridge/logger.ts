@@ -1,61 +1,60 @@
-/** JSON lines on a stream (stdout in a pod), one object per line, for CloudWatch/Fluent Bit to parse. */
+/**
+ * The bridge logs with the functions' logger (Powertools Logger, which works outside Lambda), so
+ * every line of the project has the same fields: `level`, `message`, `timestamp`, `service`,
+ * `sampling_rate`, then the persistent keys (the bridge's `cluster` and `identity`, a part's
+ * `part` or `watch`) and the line's own fields. One JSON object per line, for CloudWatch or
+ * Fluent Bit to parse.
+ */
+import { type LogItem, Logger as PowertoolsLogger } from '@aws-lambda-powertools/logger';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
-const LEVEL_RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
-export const LOG_LEVELS = Object.keys(LEVEL_RANK) as LogLevel[];
+export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
 
 export type LogFields = Record<string, unknown>;
 
-export interface Logger {
-  debug(msg: string, fields?: LogFields): void;
-  info(msg: string, fields?: LogFields): void;
-  warn(msg: string, fields?: LogFields): void;
-  error(msg: string, fields?: LogFields): void;
-  child(fields: LogFields): Logger;
-}
+/** Powertools' Logger: `info(message, fields)`, `createChild({ persistentKeys })`, … */
+export type Logger = PowertoolsLogger;
 
 export interface LineSink {
   write(line: string): unknown;
 }
 
-export function createLogger(options: {
-  sink: LineSink;
-  level?: LogLevel;
-  fields?: LogFields;
-  now?: () => number;
-}): Logger {
-  const threshold = LEVEL_RANK[options.level ?? 'info'];
-  const base = options.fields ?? {};
-  const now = options.now ?? Date.now;
-  const emit = (level: LogLevel, msg: string, fields: LogFields | undefined) => {
-    if (LEVEL_RANK[level] < threshold) return;
-    const record = { time: new Date(now()).toISOString(), level, msg, ...base, ...fields };
-    options.sink.write(`${JSON.stringify(record, errorReplacer)}\n`);
-  };
-  return {
-    debug: (msg, fields) => emit('debug', msg, fields),
-    info: (msg, fields) => emit('info', msg, fields),
-    warn: (msg, fields) => emit('warn', msg, fields),
-    error: (msg, fields) => emit('error', msg, fields),
-    child: (fields) => createLogger({ ...options, fields: { ...base, ...fields } }),
-  };
+export const BRIDGE_SERVICE = 'podwarden-bridge';
+
+/**
+ * Powertools prints through a Console on process.stdout; the bridge CLI writes to the stream it is
+ * given (stdout in a pod, a buffer in tests). Only the printing is replaced: levels, keys, error
+ * formatting and children are Powertools' own.
+ */
+class LineLogger extends PowertoolsLogger {
+  // Not a #private field: Powertools may print (its own config warnings) from inside super().
+  private sink: LineSink | undefined;
+
+  constructor(sink: LineSink, options: ConstructorParameters<typeof PowertoolsLogger>[0]) {
+    super(options);
+    this.sink = sink;
+  }
+
+  protected override printLog(_level: number, log: LogItem): void {
+    log.prepareForPrint();
+    (this.sink ?? process.stdout).write(`${JSON.stringify(log.getAttributes(), this.getJsonReplacer())}\n`);
+  }
+
+  protected override createLogger(
+    options: ConstructorParameters<typeof PowertoolsLogger>[0],
+  ): PowertoolsLogger {
+    return new LineLogger(this.sink ?? process.stdout, options);
+  }
 }
 
-/** Errors serialise as `{}` by default; keep what an operator needs to act on them. */
-function errorReplacer(_key: string, value: unknown): unknown {
-  if (value instanceof Error) {
-    const extra = value as Error & { code?: unknown; statusCode?: unknown };
-    return {
-      name: value.name,
-      message: value.message,
-      ...(extra.code === undefined ? {} : { code: extra.code }),
-      ...(extra.statusCode === undefined ? {} : { statusCode: extra.statusCode }),
-    };
-  }
-  if (typeof value === 'bigint') return value.toString();
-  return value;
+export function createLogger(options: { sink: LineSink; level?: LogLevel; fields?: LogFields }): Logger {
+  return new LineLogger(options.sink, {
+    serviceName: BRIDGE_SERVICE,
+    logLevel: (options.level ?? 'info').toUpperCase() as Uppercase<LogLevel>,
+    persistentKeys: options.fields ?? {},
+  });
 }
 
 export function silentLogger(): Logger {
-  return createLogger({ sink: { write: () => undefined }, level: 'error', fields: {} }).child({});
+  return createLogger({ sink: { write: () => undefined }, level: 'error' });
 }

@@ -1,200 +1,142 @@
 /**
- * A small Prometheus registry (text exposition format 0.0.4): counters, gauges and histograms with
- * labels. The bridge needs a handful of series, not a client library.
+ * The bridge's Prometheus series on prom-client, the client every Node service in a cluster uses,
+ * with its default process and event-loop metrics (`process_resident_memory_bytes`,
+ * `nodejs_eventloop_lag_seconds`, …) beside them. Each bridge has its own registry, so that two
+ * bridges in one process (the tests) never count into each other.
  */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
-type Labels = Record<string, string>;
-
-function labelKey(labels: Labels): string {
-  return Object.keys(labels)
-    .sort()
-    .map((name) => `${name}="${escapeLabel(labels[name] ?? '')}"`)
-    .join(',');
-}
-
-function escapeLabel(value: string): string {
-  return value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
-}
-
-function formatNumber(value: number): string {
-  if (Number.isNaN(value)) return 'NaN';
-  if (value === Number.POSITIVE_INFINITY) return '+Inf';
-  if (value === Number.NEGATIVE_INFINITY) return '-Inf';
-  return String(value);
-}
-
-function series(name: string, key: string, value: number): string {
-  return `${name}${key === '' ? '' : `{${key}}`} ${formatNumber(value)}`;
-}
-
-interface Metric {
-  readonly name: string;
-  render(): string[];
-}
-
-export class Counter implements Metric {
-  readonly name: string;
-  readonly help: string;
-  readonly #values = new Map<string, number>();
-  constructor(name: string, help: string) {
-    this.name = name;
-    this.help = help;
-  }
-  inc(labels: Labels = {}, by = 1): void {
-    if (by < 0) throw new Error(`counter ${this.name} cannot decrease (inc by ${by})`);
-    const key = labelKey(labels);
-    this.#values.set(key, (this.#values.get(key) ?? 0) + by);
-  }
-  get(labels: Labels = {}): number {
-    return this.#values.get(labelKey(labels)) ?? 0;
-  }
-  /** Sum over every label combination. */
-  total(): number {
-    let sum = 0;
-    for (const value of this.#values.values()) sum += value;
-    return sum;
-  }
-  render(): string[] {
-    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`];
-    for (const [key, value] of this.#values) lines.push(series(this.name, key, value));
-    return lines;
-  }
-}
-
-export class Gauge implements Metric {
-  readonly name: string;
-  readonly help: string;
-  readonly #values = new Map<string, number>();
-  #collect: (() => number) | undefined;
-  constructor(name: string, help: string) {
-    this.name = name;
-    this.help = help;
-  }
-  /** Reads the value at scrape time instead of storing it (unlabelled gauges only). */
-  track(collect: () => number): void {
-    this.#collect = collect;
-  }
-  set(value: number, labels: Labels = {}): void {
-    this.#values.set(labelKey(labels), value);
-  }
-  get(labels: Labels = {}): number {
-    if (this.#collect && Object.keys(labels).length === 0) return this.#collect();
-    return this.#values.get(labelKey(labels)) ?? 0;
-  }
-  render(): string[] {
-    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} gauge`];
-    if (this.#collect) lines.push(series(this.name, '', this.#collect()));
-    else for (const [key, value] of this.#values) lines.push(series(this.name, key, value));
-    return lines;
-  }
-}
-
-export class Histogram implements Metric {
-  readonly name: string;
-  readonly help: string;
-  readonly buckets: readonly number[];
-  readonly #counts: number[];
-  #sum = 0;
-  #count = 0;
-  constructor(name: string, help: string, buckets: readonly number[]) {
-    this.name = name;
-    this.help = help;
-    this.buckets = [...buckets].sort((a, b) => a - b);
-    this.#counts = this.buckets.map(() => 0);
-  }
-  observe(value: number): void {
-    this.#sum += value;
-    this.#count += 1;
-    this.buckets.forEach((bound, index) => {
-      if (value <= bound) this.#counts[index] = (this.#counts[index] ?? 0) + 1;
-    });
-  }
-  get count(): number {
-    return this.#count;
-  }
-  get sum(): number {
-    return this.#sum;
-  }
-  render(): string[] {
-    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
-    this.buckets.forEach((bound, index) => {
-      lines.push(series(`${this.name}_bucket`, `le="${formatNumber(bound)}"`, this.#counts[index] ?? 0));
-    });
-    lines.push(series(`${this.name}_bucket`, 'le="+Inf"', this.#count));
-    lines.push(series(`${this.name}_sum`, '', this.#sum));
-    lines.push(series(`${this.name}_count`, '', this.#count));
-    return lines;
-  }
-}
-
-export class Registry {
-  readonly #metrics = new Map<string, Metric>();
-  register<M extends Metric>(metric: M): M {
-    if (this.#metrics.has(metric.name)) throw new Error(`metric ${metric.name} is registered twice`);
-    this.#metrics.set(metric.name, metric);
-    return metric;
-  }
-  render(): string {
-    return `${[...this.#metrics.values()].flatMap((metric) => metric.render()).join('\n')}\n`;
-  }
+/** What the queue gauges read at scrape time: the forwarder's queue as it is then. */
+export interface QueueReadings {
+  depth(): number;
+  oldestAgeSeconds(): number;
 }
 
 /** The bridge's series; names follow Prometheus conventions (`_total` counters, base units). */
 export class BridgeMetrics {
   readonly registry = new Registry();
-  readonly seen = this.registry.register(
-    new Counter(
-      'podwarden_bridge_events_seen_total',
-      'Watch notifications received, by resource and change.',
-    ),
+  #queue: QueueReadings = { depth: () => 0, oldestAgeSeconds: () => 0 };
+
+  readonly seen = this.#counter(
+    'podwarden_bridge_events_seen_total',
+    'Watch notifications received, by resource and change.',
+    ['resource', 'change'],
   );
-  readonly ignored = this.registry.register(
-    new Counter('podwarden_bridge_events_ignored_total', 'Notifications not forwarded, by reason.'),
+  readonly ignored = this.#counter(
+    'podwarden_bridge_events_ignored_total',
+    'Notifications not forwarded, by reason.',
+    ['reason'],
   );
-  readonly forwarded = this.registry.register(
-    new Counter('podwarden_bridge_entries_forwarded_total', 'Entries EventBridge accepted, by detail type.'),
+  readonly forwarded = this.#counter(
+    'podwarden_bridge_entries_forwarded_total',
+    'Entries EventBridge accepted, by detail type.',
+    ['detail_type'],
   );
-  readonly failed = this.registry.register(
-    new Counter(
-      'podwarden_bridge_entries_failed_total',
-      'Entries given up on (logged with counts), by reason: rejected, retries-exhausted, too-large, queue-full, shutdown.',
-    ),
+  readonly failed = this.#counter(
+    'podwarden_bridge_entries_failed_total',
+    'Entries given up on (logged with counts), by reason: rejected, retries-exhausted, too-large, queue-full, shutdown.',
+    ['reason'],
   );
-  readonly retried = this.registry.register(
-    new Counter('podwarden_bridge_entries_retried_total', 'Entries sent again after a failed attempt.'),
+  readonly retried = this.#counter(
+    'podwarden_bridge_entries_retried_total',
+    'Entries sent again after a failed attempt.',
   );
-  readonly calls = this.registry.register(
-    new Counter('podwarden_bridge_putevents_calls_total', 'PutEvents calls, by outcome: ok, partial, error.'),
+  readonly calls = this.#counter(
+    'podwarden_bridge_putevents_calls_total',
+    'PutEvents calls, by outcome: ok, partial, error.',
+    ['outcome'],
   );
-  readonly watchRestarts = this.registry.register(
-    new Counter(
-      'podwarden_bridge_watch_restarts_total',
-      'Watch streams started again, by resource and reason: closed, error, gone (410, re-listed).',
-    ),
+  readonly watchRestarts = this.#counter(
+    'podwarden_bridge_watch_restarts_total',
+    'Watch streams started again, by resource and reason: closed, error, gone (410, re-listed).',
+    ['resource', 'reason'],
   );
-  readonly relists = this.registry.register(
-    new Counter('podwarden_bridge_relists_total', 'Full lists after start or a 410 Gone, by resource.'),
+  readonly relists = this.#counter(
+    'podwarden_bridge_relists_total',
+    'Full lists after start or a 410 Gone, by resource.',
+    ['resource', 'via'],
   );
-  readonly lag = this.registry.register(
-    new Histogram(
-      'podwarden_bridge_forward_lag_seconds',
-      'Time from a watch notification to EventBridge accepting its entry.',
-      [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
-    ),
+  readonly lag = new Histogram({
+    name: 'podwarden_bridge_forward_lag_seconds',
+    help: 'Time from a watch notification to EventBridge accepting its entry.',
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+    registers: [this.registry],
+  });
+  readonly queueDepth = this.#readAtScrape(
+    'podwarden_bridge_queue_depth',
+    'Entries waiting to be delivered (including in flight).',
+    () => this.#queue.depth(),
   );
-  readonly queueDepth = this.registry.register(
-    new Gauge('podwarden_bridge_queue_depth', 'Entries waiting to be delivered (including in flight).'),
+  readonly oldestQueuedAge = this.#readAtScrape(
+    'podwarden_bridge_queue_oldest_age_seconds',
+    'Age of the oldest entry not yet delivered.',
+    () => this.#queue.oldestAgeSeconds(),
   );
-  readonly oldestQueuedAge = this.registry.register(
-    new Gauge('podwarden_bridge_queue_oldest_age_seconds', 'Age of the oldest entry not yet delivered.'),
+  readonly isLeader = new Gauge({
+    name: 'podwarden_bridge_is_leader',
+    help: '1 while this replica holds the lease and forwards.',
+    registers: [this.registry],
+  });
+  readonly leaderTransitions = this.#counter(
+    'podwarden_bridge_leadership_changes_total',
+    'Times this replica became or stopped being leader.',
+    ['to'],
   );
-  readonly isLeader = this.registry.register(
-    new Gauge('podwarden_bridge_is_leader', '1 while this replica holds the lease and forwards.'),
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** The forwarder hands its queue over once; the gauges read it at each scrape. */
+  trackQueue(readings: QueueReadings): void {
+    this.#queue = readings;
+  }
+
+  /** The text exposition (format 0.0.4) served on /metrics. */
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  #counter<L extends string>(name: string, help: string, labelNames: readonly L[] = []): Counter<L> {
+    return new Counter({ name, help, labelNames, registers: [this.registry] });
+  }
+
+  #readAtScrape(name: string, help: string, read: () => number): Gauge {
+    return new Gauge({
+      name,
+      help,
+      registers: [this.registry],
+      collect() {
+        this.set(read());
+      },
+    });
+  }
+}
+
+type Readable = Counter<string> | Gauge<string>;
+
+/** The value of one series, by its exact labels (0 when it was never counted). */
+export async function seriesValue(metric: Readable, labels: Record<string, string> = {}): Promise<number> {
+  const wanted = Object.entries(labels);
+  const { values } = await metric.get();
+  const match = values.find(
+    (sample) =>
+      Object.keys(sample.labels).length === wanted.length &&
+      wanted.every(([name, value]) => sample.labels[name] === value),
   );
-  readonly leaderTransitions = this.registry.register(
-    new Counter(
-      'podwarden_bridge_leadership_changes_total',
-      'Times this replica became or stopped being leader.',
-    ),
-  );
+  return match?.value ?? 0;
+}
+
+/** The sum over every label combination of a counter. */
+export async function totalOf(metric: Counter<string>): Promise<number> {
+  const { values } = await metric.get();
+  return values.reduce((sum, sample) => sum + sample.value, 0);
+}
+
+/** The mean of what a histogram observed (0 before the first observation). */
+export async function meanOf(metric: Histogram<string>): Promise<number> {
+  const { values } = await metric.get();
+  const read = (suffix: string) => values.find((sample) => sample.metricName?.endsWith(suffix))?.value ?? 0;
+  const count = read('_count');
+  return count === 0 ? 0 : read('_sum') / count;
 }

@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Registry } from 'prom-client';
 
 export interface ProbeStatus {
   ok: boolean;
@@ -11,7 +12,8 @@ export interface ProbeServerOptions {
   port: number;
   health: () => ProbeStatus;
   ready: () => ProbeStatus;
-  metrics: () => string;
+  /** The exposition text, rendered per scrape (prom-client collects asynchronously). */
+  metrics: () => Promise<string> | string;
 }
 
 export interface ProbeServer {
@@ -40,9 +42,15 @@ export async function startProbeServer(options: ProbeServerOptions): Promise<Pro
       return;
     }
     if (path === '/metrics') {
-      res
-        .writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' })
-        .end(options.metrics());
+      Promise.resolve()
+        .then(options.metrics)
+        .then(
+          (text) => res.writeHead(200, { 'Content-Type': Registry.PROMETHEUS_CONTENT_TYPE }).end(text),
+          (error: unknown) =>
+            res
+              .writeHead(500, { 'Content-Type': 'text/plain' })
+              .end(`metrics failed: ${error instanceof Error ? error.message : String(error)}\n`),
+        );
       return;
     }
     res

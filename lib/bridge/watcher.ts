@@ -85,7 +85,7 @@ export class ResourceWatcher<T extends ObjectMeta> {
   constructor(options: WatcherOptions<T>) {
     this.#options = options;
     this.target = options.target;
-    this.#log = options.log.child({ watch: describeTarget(options.target) });
+    this.#log = options.log.createChild({ persistentKeys: { watch: describeTarget(options.target) } });
     this.#resourceVersion = options.checkpoint?.resourceVersion;
     this.#known = new Map(options.checkpoint?.known ?? []);
     this.#listedOnce = options.checkpoint !== undefined;

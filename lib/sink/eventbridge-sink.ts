@@ -3,7 +3,8 @@
  * `podwarden`, detail-type the event's type, detail the event). Entries go out in calls of at most
  * 10 entries and 256 KB; entries that fail are retried on their own, a few times with back-off; what
  * is still undelivered after that makes `emit` throw, and the reconciler keeps those events in the
- * task's outbox for the next pass. A repeat delivery carries the same event `id`, so consumers can
+ * task's outbox for the next pass. Every event is checked against its published schema first
+ * (lib/core/schemas): one that does not match is never sent (`SchemaViolation`). A repeat delivery carries the same event `id`, so consumers can
  * drop duplicates.
  */
 import {
@@ -13,6 +14,7 @@ import {
 } from '@aws-sdk/client-eventbridge';
 import type { OutboundEvent } from '../core/action.ts';
 import type { EventSink } from '../core/ports.ts';
+import { outboundEventProblem } from '../core/schemas/outbound.ts';
 import { OUTBOUND_SOURCE } from '../routes.ts';
 
 /** EventBridge's documented PutEvents limits. */
@@ -105,7 +107,16 @@ export class EventBridgeSink implements EventSink {
     let pending: Pending[] = [];
     for (const event of events) {
       const item = this.#pending(event);
-      if (item.bytes > MAX_BYTES_PER_CALL) {
+      // What goes on the bus is what the published schema (schemas/) promises; a mismatch is a bug,
+      // kept undelivered (the outbox holds it) and reported with the field, never put out half-valid.
+      const problem = outboundEventProblem(event);
+      if (problem !== undefined) {
+        item.failure = {
+          code: 'SchemaViolation',
+          message: `${event.type} does not match its schema: ${problem}`,
+        };
+        failedForGood.push(item);
+      } else if (item.bytes > MAX_BYTES_PER_CALL) {
         item.failure = {
           code: 'EntryTooLarge',
           message: `${item.bytes} bytes, over EventBridge's ${MAX_BYTES_PER_CALL} per entry`,

@@ -15,7 +15,7 @@ import { podChangedItem } from '../../lib/bridge/entries.ts';
 import { eventBridgePort } from '../../lib/bridge/eventbridge.ts';
 import { Forwarder } from '../../lib/bridge/forwarder.ts';
 import { createLogger } from '../../lib/bridge/logger.ts';
-import { BridgeMetrics } from '../../lib/bridge/metrics.ts';
+import { BridgeMetrics, meanOf, totalOf } from '../../lib/bridge/metrics.ts';
 import type { Pod } from '../../lib/core/pod.ts';
 import {
   resolveControlPlaneBinaries,
@@ -107,7 +107,7 @@ async function pipeline(
   const elapsed = performance.now() - started;
   port.destroy();
   if (undelivered > 0) throw new Error(`${undelivered} entries undelivered`);
-  const forwarded = metrics.forwarded.total();
+  const forwarded = await totalOf(metrics.forwarded);
   return {
     perSecond: (forwarded * 1000) / elapsed,
     callsPer1000: ((recorder.calls.length - callsBefore) * 1000) / changes.length,
@@ -230,7 +230,7 @@ async function endToEndFigures(report: Report): Promise<void> {
     }, 300_000);
     await until(() => active.pendingEntries === 0, 60_000);
     const elapsed = performance.now() - started;
-    const forwarded = bridge.metrics.forwarded.total();
+    const forwarded = await totalOf(bridge.metrics.forwarded);
     report(
       `end to end: ${pods} pods run to completion`,
       `${forwarded} changes in ${(elapsed / 1000).toFixed(1)} s`,
@@ -242,7 +242,7 @@ async function endToEndFigures(report: Report): Promise<void> {
     );
     report(
       'end to end: mean watch-to-accepted lag',
-      `${((bridge.metrics.lag.sum / bridge.metrics.lag.count) * 1000).toFixed(0)} ms`,
+      `${((await meanOf(bridge.metrics.lag)) * 1000).toFixed(0)} ms`,
     );
 
     // Failover: a standby takes over when the leader dies without handing the lease back.

@@ -8,6 +8,7 @@ import { eventBridgePort } from '../../lib/bridge/eventbridge.ts';
 import { kubeApi } from '../../lib/bridge/kube.ts';
 import { type Lease, microTime } from '../../lib/bridge/leader.ts';
 import { createLogger } from '../../lib/bridge/logger.ts';
+import { seriesValue, totalOf } from '../../lib/bridge/metrics.ts';
 import { parseInboundEvent } from '../../lib/core/inbound.ts';
 import { type EventBridgeRecorder, startEventBridgeRecorder } from '../support/eventbridge-recorder.ts';
 import { createTestNamespace, loadTestKubeConfig, taskPod, waitFor } from './support.ts';
@@ -106,9 +107,12 @@ describe('bridge leader election', () => {
     await createManaged(namespace, 'before');
     await waitFor('the first pod to arrive', async () => arrived('before'));
     // The standby does not even watch: one replica forwards at a time.
-    expect(standby.metrics.seen.total()).toBe(0);
+    expect(await totalOf(standby.metrics.seen)).toBe(0);
     // The recorder keeps an entry before it answers; the bridge counts it once the answer is back.
-    await waitFor('the leader to count it forwarded', async () => leader.metrics.forwarded.total() > 0);
+    await waitFor(
+      'the leader to count it forwarded',
+      async () => (await totalOf(leader.metrics.forwarded)) > 0,
+    );
 
     // The leader dies without handing the lease back: the standby waits for the lease to expire.
     const transitionsBefore = (await holder(namespace)).transitions;
@@ -123,7 +127,10 @@ describe('bridge leader election', () => {
 
     await createManaged(namespace, 'after');
     await waitFor('a pod created after the failover to arrive', async () => arrived('after'));
-    await waitFor('the new leader to count it forwarded', async () => standby.metrics.forwarded.total() > 0);
+    await waitFor(
+      'the new leader to count it forwarded',
+      async () => (await totalOf(standby.metrics.forwarded)) > 0,
+    );
 
     // A third replica stands by; the leader steps down cleanly and hands the lease over.
     const third = await replica(namespace, 'replica-c');
@@ -155,10 +162,10 @@ describe('bridge leader election', () => {
     await waitFor('the replica to step down', async () => !only.isLeader && !only.isForwarding);
     expect(Date.now() - takenAt).toBeLessThan(LEASE_SECONDS * 1000);
     // It stepped down because it saw the other holder, not because its renew deadline ran out.
-    const messages = logLines.map((line) => JSON.parse(line).msg);
+    const messages = logLines.map((line) => JSON.parse(line).message);
     expect(messages).toContain('the lease is held by another replica; stepping down');
     expect(messages).not.toContain('could not renew the lease in time; stepping down');
-    expect(only.metrics.isLeader.get()).toBe(0);
+    expect(await seriesValue(only.metrics.isLeader)).toBe(0);
     // The intruder never renews: once its lease has expired, the replica leads again.
     await waitFor('the replica to lead again', async () => only.isForwarding, 30_000);
     expect((await holder(namespace)).identity).toBe('replica-a');

@@ -4,7 +4,7 @@ import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type KubeApi, kubeApi, type Query } from '../../lib/bridge/kube.ts';
 import { createLogger } from '../../lib/bridge/logger.ts';
-import { BridgeMetrics } from '../../lib/bridge/metrics.ts';
+import { BridgeMetrics, seriesValue, totalOf } from '../../lib/bridge/metrics.ts';
 import type { ChangeKind } from '../../lib/bridge/relist.ts';
 import { ResourceWatcher, type Via, type WatcherCheckpoint } from '../../lib/bridge/watcher.ts';
 import type { Pod } from '../../lib/core/pod.ts';
@@ -128,7 +128,7 @@ describe('ResourceWatcher', () => {
     });
     expect(second.seen.every((s) => s.via === 'watch')).toBe(true);
     expect(second.seen.some((s) => s.name === 'a' && s.version === patchedVersion)).toBe(true);
-    expect(second.metrics.relists.total()).toBe(0);
+    expect(await totalOf(second.metrics.relists)).toBe(0);
   });
 
   it('re-lists on 410 Gone and reports what changed while away: deletions, modifications, additions', async () => {
@@ -147,8 +147,8 @@ describe('ResourceWatcher', () => {
       ['added', 'c'],
     ]);
     expect(relisted[1]!.version).toBeGreaterThanOrEqual(patchedVersion);
-    expect(second.metrics.watchRestarts.get({ resource: 'pods', reason: 'gone' })).toBe(1);
-    expect(second.metrics.relists.get({ resource: 'pods', via: 'relist' })).toBe(1);
+    expect(await seriesValue(second.metrics.watchRestarts, { resource: 'pods', reason: 'gone' })).toBe(1);
+    expect(await seriesValue(second.metrics.relists, { resource: 'pods', via: 'relist' })).toBe(1);
 
     // And it follows on by watch from the list's version.
     await core.createNamespacedPod({ namespace, body: managedPod('d', namespace) });

@@ -10,6 +10,7 @@ import { Bridge } from '../../lib/bridge/bridge.ts';
 import { parseBridgeConfig } from '../../lib/bridge/config.ts';
 import { eventBridgePort } from '../../lib/bridge/eventbridge.ts';
 import { createLogger } from '../../lib/bridge/logger.ts';
+import { seriesValue, totalOf } from '../../lib/bridge/metrics.ts';
 import {
   type InboundEvent,
   type InboundKubernetesEvent,
@@ -188,11 +189,12 @@ describe('podwarden bridge', () => {
       expect(change.pod?.metadata.managedFields).toBeUndefined();
     }
     expect(recorder.calls.every((call) => call.entries <= 10 && call.bytes <= 256 * 1024)).toBe(true);
-    expect(bridge.metrics.failed.total()).toBe(0);
+    expect(await totalOf(bridge.metrics.failed)).toBe(0);
     // The server ends each 2 s watch with a bookmark and the watch resumes from it, losing nothing.
     await waitFor(
       'a server-closed watch to resume',
-      async () => bridge.metrics.watchRestarts.get({ resource: 'pods', reason: 'closed' }) > 0,
+      async () =>
+        (await seriesValue(bridge.metrics.watchRestarts, { resource: 'pods', reason: 'closed' })) > 0,
     );
   });
 
@@ -316,11 +318,13 @@ describe('podwarden bridge', () => {
       });
       expectOrderedPerPod(podChanges(cluster, name));
     }
-    const restarts = ['closed', 'error'].map((reason) =>
-      bridge.metrics.watchRestarts.get({ resource: 'pods', reason }),
+    const restarts = await Promise.all(
+      ['closed', 'error'].map((reason) =>
+        seriesValue(bridge.metrics.watchRestarts, { resource: 'pods', reason }),
+      ),
     );
     expect(restarts[0]! + restarts[1]!).toBeGreaterThanOrEqual(5);
-    expect(bridge.metrics.relists.get({ resource: 'pods', via: 'relist' })).toBe(0);
+    expect(await seriesValue(bridge.metrics.relists, { resource: 'pods', via: 'relist' })).toBe(0);
   });
 
   it('as a process: logs JSON, serves /metrics, and on SIGTERM flushes what is queued before it exits 0', async () => {
@@ -364,9 +368,9 @@ describe('podwarden bridge', () => {
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     try {
       await waitFor('the bridge process to list', async () =>
-        lines.some((line) => line.msg === 'forwarding: every watch has listed'),
+        lines.some((line) => line.message === 'forwarding: every watch has listed'),
       );
-      const port = lines.find((line) => line.msg === 'bridge started')?.port as number;
+      const port = lines.find((line) => line.message === 'bridge started')?.port as number;
       const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
       expect(metrics).toContain('podwarden_bridge_is_leader 1');
       expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200);
@@ -388,11 +392,15 @@ describe('podwarden bridge', () => {
     expect(stderr.join('')).toBe('');
     expect(
       lines.every(
-        (line) => typeof line.time === 'string' && typeof line.level === 'string' && line.cluster === cluster,
+        (line) =>
+          typeof line.timestamp === 'string' &&
+          typeof line.level === 'string' &&
+          line.service === 'podwarden-bridge' &&
+          line.cluster === cluster,
       ),
     ).toBe(true);
     expect(podChanges(cluster, 'late').length).toBeGreaterThan(0);
-    const stopped = lines.find((line) => line.msg === 'bridge stopped');
+    const stopped = lines.find((line) => line.message === 'bridge stopped');
     expect(stopped).toMatchObject({ failed: 0, undeliveredAtShutdown: 0 });
     const lease = await kc
       .makeApiClient(CoordinationV1Api)

@@ -3,7 +3,7 @@ import { podChangedItem } from '../../lib/bridge/entries.ts';
 import { eventBridgePort } from '../../lib/bridge/eventbridge.ts';
 import { Forwarder, type ForwarderOptions } from '../../lib/bridge/forwarder.ts';
 import { createLogger, type Logger } from '../../lib/bridge/logger.ts';
-import { BridgeMetrics } from '../../lib/bridge/metrics.ts';
+import { BridgeMetrics, seriesValue, totalOf } from '../../lib/bridge/metrics.ts';
 import type { Pod } from '../../lib/core/pod.ts';
 import { type EventBridgeRecorder, startEventBridgeRecorder } from '../support/eventbridge-recorder.ts';
 
@@ -88,8 +88,8 @@ describe('Forwarder with the AWS SDK against a PutEvents recorder', () => {
     expect(recorder.entries).toHaveLength(45);
     expect(recorder.calls.every((call) => call.entries <= 10)).toBe(true);
     expect(recorder.calls).toHaveLength(5);
-    expect(metrics.forwarded.get({ detail_type: 'Pod Changed' })).toBe(45);
-    expect(metrics.calls.get({ outcome: 'ok' })).toBe(5);
+    expect(await seriesValue(metrics.forwarded, { detail_type: 'Pod Changed' })).toBe(45);
+    expect(await seriesValue(metrics.calls, { outcome: 'ok' })).toBe(5);
   });
 
   it('keeps every call under 256 KB by size, not only by count', async () => {
@@ -121,8 +121,8 @@ describe('Forwarder with the AWS SDK against a PutEvents recorder', () => {
     expect(recorder.calls[1]).toMatchObject({ entries: 3, outcome: 'ok' });
     expect(recorder.entries).toHaveLength(10);
     expect(new Set(recorder.entries.map((entry) => entry.Detail)).size).toBe(10);
-    expect(metrics.retried.total()).toBe(3);
-    expect(metrics.failed.total()).toBe(0);
+    expect(await totalOf(metrics.retried)).toBe(3);
+    expect(await totalOf(metrics.failed)).toBe(0);
   });
 
   it('never lets a later entry of a pod overtake an earlier one that failed', async () => {
@@ -151,9 +151,11 @@ describe('Forwarder with the AWS SDK against a PutEvents recorder', () => {
     await drain(subject);
     expect(recorder.calls.slice(0, 2).map((call) => call.outcome)).toEqual(['throttled', 'throttled']);
     expect(arrivalsByPod().get('same-pod')).toEqual([1, 2, 3, 4, 5, 6, 7]);
-    expect(metrics.calls.get({ outcome: 'error' })).toBe(2);
+    expect(await seriesValue(metrics.calls, { outcome: 'error' })).toBe(2);
     expect(
-      logLines.some((line) => line.msg === 'PutEvents call failed' && line.code === 'ThrottlingException'),
+      logLines.some(
+        (line) => line.message === 'PutEvents call failed' && line.code === 'ThrottlingException',
+      ),
     ).toBe(true);
   });
 
@@ -168,11 +170,11 @@ describe('Forwarder with the AWS SDK against a PutEvents recorder', () => {
     await subject.flush(30_000);
     expect(arrivalsByPod().get('fine')).toEqual([1]);
     expect(arrivalsByPod().get('doomed')).toBeUndefined();
-    expect(metrics.failed.get({ reason: 'retries-exhausted' })).toBe(2);
-    const report = logLines.filter((line) => line.msg === 'entries undeliverable');
+    expect(await seriesValue(metrics.failed, { reason: 'retries-exhausted' })).toBe(2);
+    const report = logLines.filter((line) => line.message === 'entries undeliverable');
     expect(report.map((line) => line.count)).toEqual([1, 1]);
     expect(report[0]).toMatchObject({
-      level: 'error',
+      level: 'ERROR',
       reason: 'retries-exhausted',
       errorCode: 'InternalFailure',
       attempts: 3,
@@ -187,8 +189,8 @@ describe('Forwarder with the AWS SDK against a PutEvents recorder', () => {
     subject.enqueue(change('bad', 1));
     subject.enqueue(change('bad', 2));
     await drain(subject).catch(() => undefined);
-    expect(metrics.failed.get({ reason: 'rejected' })).toBe(1);
-    expect(metrics.retried.total()).toBe(0);
+    expect(await seriesValue(metrics.failed, { reason: 'rejected' })).toBe(1);
+    expect(await totalOf(metrics.retried)).toBe(0);
     expect(arrivalsByPod().get('bad')).toEqual([2]);
   });
 
@@ -197,7 +199,7 @@ describe('Forwarder with the AWS SDK against a PutEvents recorder', () => {
     const accepted = [1, 2, 3, 4, 5].map((version) => subject.enqueue(change('p', version)));
     expect(accepted).toEqual([true, true, true, false, false]);
     await drain(subject);
-    expect(metrics.failed.get({ reason: 'queue-full' })).toBe(2);
+    expect(await seriesValue(metrics.failed, { reason: 'queue-full' })).toBe(2);
     expect(arrivalsByPod().get('p')).toEqual([1, 2, 3]);
   });
 
@@ -209,7 +211,7 @@ describe('Forwarder with the AWS SDK against a PutEvents recorder', () => {
     const { undelivered } = await subject.flush(500);
     expect(undelivered).toBe(1);
     expect(arrivalsByPod().get('quick')).toEqual([1]);
-    expect(metrics.failed.get({ reason: 'shutdown' })).toBe(1);
+    expect(await seriesValue(metrics.failed, { reason: 'shutdown' })).toBe(1);
     expect(subject.enqueue(change('late', 1))).toBe(false);
   });
 

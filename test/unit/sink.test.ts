@@ -157,6 +157,22 @@ describe('EventBridgeSink', () => {
     expect(recorder.entries).toHaveLength(1);
   });
 
+  it('never sends an event that does not match its published schema, and names the field', async () => {
+    const noRule = { ...event(0), type: 'Pod Reaped' as const };
+    const badNamespace = { ...event(2), task: { ...event(2).task, namespace: 'Air Flow' } };
+    const error = await sink()
+      .emit([noRule, event(1), badNamespace])
+      .catch((thrown: unknown) => thrown);
+    const undelivered = (error as UndeliveredEventsError).undelivered;
+    expect(undelivered.map((entry) => [entry.id, entry.code])).toEqual([
+      [noRule.id, 'SchemaViolation'],
+      [badNamespace.id, 'SchemaViolation'],
+    ]);
+    expect(undelivered[0]?.message).toMatch(/^Pod Reaped does not match its schema: rule: /);
+    expect(undelivered[1]?.message).toMatch(/task\.namespace: /);
+    expect(recorder.details().map((detail) => detail.id)).toEqual([event(1).id]);
+  });
+
   it('sends nothing for no events', async () => {
     await sink().emit([]);
     expect(recorder.calls).toHaveLength(0);
