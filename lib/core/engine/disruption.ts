@@ -11,6 +11,8 @@ import { evidenceText, type Run } from './run.ts';
 
 /** A create issued but not yet seen is issued again after this long (the repeat answers 409 or creates). */
 export const RECHECK_MS = 30_000;
+/** An unconfirmed disruption event is checked against the API server again this often. */
+export const HINT_RECHECK_MS = 5_000;
 
 /** Whether the recorded disruption already covers pod `uid` (so a second sighting adds nothing). */
 export function disruptionCovers(run: Run, uid: string | undefined): boolean {
@@ -28,6 +30,11 @@ export function onDisruptionEvent(run: Run, o: Extract<Observation, { type: 'pre
   const t = run.t;
   if (o.podName !== t.podName || isTerminal(t.state)) return;
   if (o.podUid !== undefined && t.podUid !== undefined && o.podUid !== t.podUid) return;
+  if (!o.confirmed) {
+    rememberHint(run, o);
+    return;
+  }
+  delete t.disruptionHint;
   const evidence: Evidence = {
     source: `event ${o.reason}`,
     reason: o.reason,
@@ -42,9 +49,40 @@ export function onDisruptionEvent(run: Run, o: Extract<Observation, { type: 'pre
   disrupted(run, evidence, o.podUid ?? t.podUid);
 }
 
+/**
+ * An event the API server has not confirmed only schedules re-reads (every HINT_RECHECK_MS, for
+ * `goneGraceMs`): a forged, stale or other cluster's event never moves the task by itself.
+ */
+function rememberHint(run: Run, o: Extract<Observation, { type: 'preempted-event' }>): void {
+  const t = run.t;
+  if (t.disruption || t.disruptionHint) return;
+  t.disruptionHint = {
+    reason: o.reason,
+    ...(o.podUid !== undefined ? { podUid: o.podUid } : {}),
+    receivedAt: run.now,
+    recheckAt: run.now + HINT_RECHECK_MS,
+    until: run.now + run.policy.goneGraceMs,
+  };
+  run.note(`${o.reason} event for pod ${t.podName} not confirmed by the API server; re-reading`);
+}
+
+/** Advances or drops an unconfirmed disruption hint as time passes. */
+export function ageHint(run: Run): void {
+  const t = run.t;
+  const hint = t.disruptionHint;
+  if (!hint) return;
+  if (run.now >= hint.until) {
+    delete t.disruptionHint;
+    run.note(`${hint.reason} event for pod ${t.podName} was never confirmed by the API server; ignored`);
+  } else if (run.now >= hint.recheckAt) {
+    hint.recheckAt = Math.min(hint.until, run.now + HINT_RECHECK_MS);
+  }
+}
+
 /** Enters `Recovering` for a disruption of pod `uid`, or fails when policy or budget forbid it. */
 export function disrupted(run: Run, evidence: Evidence, uid: string | undefined): void {
   const t = run.t;
+  delete t.disruptionHint;
   const gone = t.goneUnexplainedAt;
   delete t.goneUnexplainedAt;
   const mode = t.overrides.recreate;

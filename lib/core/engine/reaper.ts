@@ -63,6 +63,9 @@ function zombieRule(run: Run, pod: Pod, tryNumber: number): Verdict | undefined 
   }
   const endedAt = t.endedAt ?? (isOrchestratorFinished(t.orchestratorState) ? t.attemptSince : undefined);
   const finished = isTerminal(t.state) || isOrchestratorFinished(t.orchestratorState);
+  // The orchestrator's word alone never deletes a pod: the pod's own state must show it finished too.
+  const onOrchestratorsWordOnly = !isTerminal(t.state) || t.endedByOrchestrator === true;
+  if (finished && onOrchestratorsWordOnly && !r.main.terminated) return undefined;
   if (finished && endedAt !== undefined && run.now - endedAt >= run.policy.finishedGraceMs) {
     const by = isTerminal(t.state) ? `task ${t.state}` : `orchestrator ${t.orchestratorState}`;
     return {
@@ -113,10 +116,7 @@ function reap(run: Run, pod: Pod, rule: ReapRule, evidence: Evidence): void {
     gracePeriodSeconds: 0,
     why: evidence.message ?? rule,
     rule,
-  });
-  run.actions.push({
-    kind: 'emit',
-    event: run.event('Pod Reaped', `deleted pod ${name} (${rule})`, [evidence], rule, name),
+    announce: run.event('Pod Reaped', `deleted pod ${name} (${rule})`, [evidence], rule, name),
   });
 }
 
@@ -156,10 +156,7 @@ export function sidecarZombieDue(run: Run): boolean {
         gracePeriodSeconds: 0,
         why: evidence.message ?? 'sidecar zombie',
         rule: 'sidecar-zombie',
-      });
-      run.actions.push({
-        kind: 'emit',
-        event: run.event(
+        announce: run.event(
           'Pod Reaped',
           `deleted pod ${t.podName} (sidecar-zombie)`,
           [evidence],

@@ -48,6 +48,7 @@ export class Run {
     delete t.disruption;
     delete t.imagePull;
     delete t.goneUnexplainedAt;
+    delete t.disruptionHint;
     this.transition(state, message);
     if (state === 'Succeeded') this.emit('Task Succeeded', message, evidence);
     if (state === 'Failed') this.emit('Task Failed', message, evidence);
@@ -56,6 +57,7 @@ export class Run {
   reopen(why: string): void {
     delete this.t.endedAt;
     delete this.t.cause;
+    delete this.t.endedByOrchestrator;
     this.transition('Pending', why);
   }
 

@@ -5,7 +5,7 @@
  */
 import type { Policy } from '../policy.ts';
 import { isTerminal, type TaskRecord } from '../task.ts';
-import { RECHECK_MS, recreateWhenDue } from './disruption.ts';
+import { ageHint, RECHECK_MS, recreateWhenDue } from './disruption.ts';
 import { pullDeadlineOrRecheck } from './image-pull.ts';
 import { sidecarZombieDue } from './reaper.ts';
 import type { Decision, Run } from './run.ts';
@@ -13,6 +13,7 @@ import type { Decision, Run } from './run.ts';
 export function evaluate(run: Run): void {
   const t = run.t;
   if (isTerminal(t.state)) return;
+  ageHint(run);
   if (t.state === 'Recovering' && t.disruption) {
     recreateWhenDue(run);
     return;
@@ -63,6 +64,7 @@ export function nextDeadline(t: TaskRecord, policy: Policy, now: number): number
     return d.recreateIssuedAt === undefined ? d.recreateAt : d.recreateIssuedAt + RECHECK_MS;
   }
   const candidates: number[] = [];
+  if (t.disruptionHint) candidates.push(t.disruptionHint.recheckAt);
   if (t.goneUnexplainedAt !== undefined) candidates.push(t.goneUnexplainedAt + policy.goneGraceMs);
   if (t.state === 'WaitingForImage' && t.imagePull)
     candidates.push(Math.min(t.imagePull.nextCheckAt, t.imagePull.deadline));

@@ -10,6 +10,7 @@ import { type PodReading, readPod } from '../read-pod.ts';
 import { isTerminal } from '../task.ts';
 import { deleteDisruptedPod, disrupted, disruptionCovers, markGone } from './disruption.ts';
 import { pullError } from './image-pull.ts';
+import { onOrchestrator } from './orchestrator.ts';
 import { describeEvidence, type Run } from './run.ts';
 
 export function onPodSeen(run: Run, pod: Pod): void {
@@ -29,6 +30,12 @@ export function onPodSeen(run: Run, pod: Pod): void {
   if (!t.captured) capture(run, pod);
   run.pod = pod;
   absorbReading(run, readPod(pod, mainContainerName(pod, t.profile)));
+  // A newer try the orchestrator reported counts now that a pod shows it: the second source.
+  const claim = t.orchestratorClaim;
+  if (claim && t.tryNumber >= claim.tryNumber) {
+    delete t.orchestratorClaim;
+    if (claim.tryNumber === t.tryNumber) onOrchestrator(run, claim.tryNumber, claim.state);
+  }
 }
 
 /** Decides whether a pod of the current try is the one this task supervises; adopts it if so. */
@@ -92,6 +99,8 @@ function beginTry(run: Run, pod: Pod, tryNumber: number, attempt: number, why: s
   delete t.disruption;
   delete t.goneUnexplainedAt;
   delete t.orchestratorState;
+  delete t.endedByOrchestrator;
+  delete t.disruptionHint;
   resetPodFacts(run);
   t.attemptSince = run.now;
   if (wasTerminal) {
@@ -128,6 +137,15 @@ function absorbReading(run: Run, r: PodReading): void {
   }
   if (isTerminal(t.state)) return;
 
+  // The task's own logic finished well: a success whatever the record says (even Recovering after a
+  // disruption that came too late to matter), never a reason to run it again.
+  if (
+    r.main.terminated?.exitCode === 0 &&
+    (r.phase === 'Succeeded' || r.disruption || t.state === 'Recovering')
+  ) {
+    run.finish('Succeeded', undefined, `pod ${t.podName}: main container ${r.main.name} exited 0`, []);
+    return;
+  }
   if (r.disruption && !disruptionCovers(run, r.uid)) {
     disrupted(
       run,
