@@ -350,7 +350,9 @@ function wholeNumber(text: string, min: number, max: number): number {
 function duration(text: string): number {
   const ms = parseDuration(text);
   if (ms === undefined)
-    throw new Error(`${JSON.stringify(text)} is not a duration like 90, 90s, 15m, 2h or 500ms`);
+    throw new Error(
+      `${JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}...` : text)} is not a duration like 90, 90s, 15m, 2h or 500ms, up to 366 days`,
+    );
   return ms;
 }
 

@@ -122,7 +122,14 @@ export async function run(argv: string[], io: CommandIO): Promise<number> {
       ...(sidecarGraceMs !== undefined && { sidecarGraceMs }),
     });
     if (options.json) {
-      writeLine(io.stdout, JSON.stringify({ task: explanation.task, verdict: explanation.verdict }));
+      writeLine(
+        io.stdout,
+        JSON.stringify({
+          task: explanation.task,
+          verdict: explanation.verdict,
+          ...(explanation.warnings ? { warnings: explanation.warnings } : {}),
+        }),
+      );
     } else {
       writeLine(io.stdout, formatExplanation(explanation));
     }

@@ -1,5 +1,10 @@
 import { hostname } from 'node:os';
-import { CLUSTERS_ENV, type ClusterConnection, parseClusterConnections } from '../cluster/connections.ts';
+import {
+  CLUSTERS_ENV,
+  type ClusterConnection,
+  parseClusterConnections,
+  unsafeEndpointProblem,
+} from '../cluster/connections.ts';
 import { PROFILE_NAMES, PROFILES } from '../core/identity.ts';
 import { isValidClusterName } from '../core/inbound.ts';
 import { parseDuration } from '../core/policy.ts';
@@ -310,6 +315,9 @@ export function parseBridgeConfig(
     }
     if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
       problems.push(`${where('eventBridgeEndpoint')} "${endpoint}" is not an http(s) URL`);
+    } else {
+      const unsafe = unsafeEndpointProblem(url);
+      if (unsafe) problems.push(`${where('eventBridgeEndpoint')} "${endpoint}" ${unsafe}`);
     }
   }
 

@@ -289,7 +289,7 @@ beforeAll(async () => {
       clusters: { [CLUSTER]: { kind: 'kubeconfig', path: inject('kubeconfigPath') } },
       allowedNamespaces: [namespace],
       // The design's durations, shortened so a test takes seconds; the logic is the same.
-      policy: { recreateBackoffBaseMs: 200, sidecarGraceMs: 0, reaperMinAgeMs: 0 },
+      policy: { recreateBackoffBaseMs: 200, sidecarGraceMs: 1_000, reaperMinAgeMs: 1_000 },
     }),
   });
   routes = routeTable(routeOptions(loadConfig(process.env)));
@@ -606,7 +606,11 @@ describe('reaper', () => {
     return waitFor(`main container of ${name} terminated`, async () => {
       const pod = await readPodOrUndefined(kc, namespace, name);
       const main = pod?.status?.containerStatuses?.find((status) => status.name === 'base');
-      return main?.state?.terminated && pod?.status?.phase !== 'Succeeded' ? pod : undefined;
+      // Past the reaper's minimum age and the sidecar grace (1 s each here; zero is refused).
+      const pastGuards =
+        Date.now() - Date.parse(main?.state?.terminated?.finishedAt?.toString() ?? '') > 1_500 &&
+        Date.now() - Date.parse(pod?.metadata?.creationTimestamp?.toString() ?? '') > 1_500;
+      return main?.state?.terminated && pod?.status?.phase !== 'Succeeded' && pastGuards ? pod : undefined;
     });
   }
 

@@ -12,11 +12,9 @@ import type { ClusterConnection } from '../../lib/cluster/connections.ts';
 import { ConfigError, ENV, loadConfig } from '../../lib/config.ts';
 import { HANDLER_NAMES } from '../../lib/routes.ts';
 import { TTL_ATTRIBUTE, tableDefinition } from '../../lib/store/schema.ts';
+import { CA_DATA } from '../support/ca.ts';
 
 // Only the PEM armour matters: the CA is parsed when a TLS connection is made, never here.
-const CA_DATA = Buffer.from('-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n').toString(
-  'base64',
-);
 const CLUSTERS: Record<string, ClusterConnection> = {
   prod: {
     kind: 'eks',

@@ -124,6 +124,14 @@ function capture(run: Run, pod: Pod): void {
   } catch (error) {
     run.note(`spec not captured: ${(error as Error).message}`);
   }
+  // An unreadable annotation is ignored (its default applies) and reported, once per try.
+  const { problems } = readOverrides(pod);
+  if (problems.length > 0) {
+    run.audit(
+      'annotation-ignored',
+      problems.map((message) => ({ source: 'annotation', reason: 'Unreadable', message, at: run.now })),
+    );
+  }
 }
 
 /** Folds a fresh reading of the supervised pod into the record. */
