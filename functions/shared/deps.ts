@@ -18,6 +18,7 @@ import { EventBridgeSink } from '../../lib/sink/eventbridge-sink.ts';
 import { DynamoTaskStore } from '../../lib/store/dynamo-task-store.ts';
 import { MeteredStore } from './metering.ts';
 import { count, logger, reconcilerLog } from './observability.ts';
+import { eventBridgeKeeper, type KeepRejected } from './rejected.ts';
 
 export interface ContainerDeps {
   config: PodwardenConfig;
@@ -25,6 +26,8 @@ export interface ContainerDeps {
   cluster: Cluster;
   sink: EventSink;
   clock: () => number;
+  /** Where rejected events go to stay replayable (see rejected.ts); absent: the log line only. */
+  keepRejected?: KeepRejected;
 }
 
 let built: ContainerDeps | undefined;
@@ -46,8 +49,10 @@ export function buildContainerDeps(env: Readonly<Record<string, string | undefin
     onRetry: ({ attempt, delayMs, error, target }) =>
       logger.warn('Kubernetes API call retried', { attempt, delayMs, error: error.message, target }),
   });
-  const sink = new EventBridgeSink({ client: new EventBridgeClient({}), eventBusName: config.eventBusName });
-  return { config, store, cluster, sink, clock: Date.now };
+  const eventBridge = new EventBridgeClient({});
+  const sink = new EventBridgeSink({ client: eventBridge, eventBusName: config.eventBusName });
+  const keepRejected = eventBridgeKeeper(eventBridge, config.eventBusName);
+  return { config, store, cluster, sink, clock: Date.now, keepRejected };
 }
 
 /** Reconciler dependencies for one invocation, counting what it decides through a metered store. */

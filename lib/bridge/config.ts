@@ -280,7 +280,10 @@ export function parseBridgeConfig(
     if (value === undefined) return fallbackMs ?? 0;
     const ms = parseDuration(value);
     if (ms === undefined || ms <= 0) {
-      problems.push(`${where(name)} "${value}" is not a positive duration (e.g. 500ms, 15s, 2m)`);
+      const shown = value.length > 40 ? `${value.slice(0, 40)}...` : value;
+      problems.push(
+        `${where(name)} "${shown}" is not a positive duration up to 366 days (e.g. 500ms, 15s, 2m)`,
+      );
       return fallbackMs ?? 0;
     }
     return ms;

@@ -83,7 +83,21 @@ describe('table', () => {
 describe('rules', () => {
   it('has one rule per route, and nothing else', () => {
     expect(stack.routes.map((route) => route.id)).toContain('exporter-kubernetes-event');
-    template.resourceCountIs('AWS::Events::Rule', stack.routes.length);
+    // Plus the rule that keeps rejected events (issue 9).
+    template.resourceCountIs('AWS::Events::Rule', stack.routes.length + 1);
+  });
+
+  it('keeps every rejected event, with its problem, on a queue of its own', () => {
+    template.hasResourceProperties('AWS::Events::Rule', {
+      EventBusName: { Ref: logicalId(stack.eventBus as never) },
+      EventPattern: { source: ['podwarden'], 'detail-type': ['Event Rejected'] },
+      Targets: [Match.objectLike({ Arn: { 'Fn::GetAtt': [logicalId(stack.rejectedEventsQueue), 'Arn'] } })],
+    });
+    expect(resources[logicalId(stack.rejectedEventsQueue)]?.Properties.MessageRetentionPeriod).toBe(
+      1_209_600,
+    );
+    // EventBridge may send to it: the queue policy the target adds.
+    expect(JSON.stringify(ofType('AWS::SQS::QueuePolicy'))).toContain('events.amazonaws.com');
   });
 
   it('gives each event route its pattern on the bus, targeting its handler with a DLQ', () => {
@@ -136,7 +150,7 @@ describe('rules', () => {
     const existing = synth({ ...PROPS, eventBusName: 'shared-bus' }, 'ExistingBus').template;
     existing.resourceCountIs('AWS::Events::EventBus', 0);
     const rules = Object.values(existing.findResources('AWS::Events::Rule'));
-    expect(rules.filter((rule) => rule.Properties.EventBusName === 'shared-bus')).toHaveLength(4);
+    expect(rules.filter((rule) => rule.Properties.EventBusName === 'shared-bus')).toHaveLength(5);
   });
 });
 
@@ -287,7 +301,8 @@ describe('alarms', () => {
       ...Object.values(stack.functions).map((fn) => fn.deadLetterQueue),
       ...Object.values(stack.ruleDeadLetterQueues),
     ];
-    expect(queues).toHaveLength(ofType('AWS::SQS::Queue').length);
+    // The rejected-events queue is watched by MalformedEventsAlarm instead (every message is one).
+    expect(queues).toHaveLength(ofType('AWS::SQS::Queue').length - 1);
     for (const queue of queues) {
       template.hasResourceProperties('AWS::CloudWatch::Alarm', {
         Namespace: 'AWS/SQS',

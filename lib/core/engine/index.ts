@@ -24,7 +24,7 @@ import { evaluate, withSchedule } from './timers.ts';
 import { onPodGone, onPodSeen } from './tracking.ts';
 
 export { pullRecheckMs, recreateBackoffMs } from './backoff.ts';
-export { isOrchestratorFinished } from './orchestrator.ts';
+export { isOrchestratorFinished, isOrchestratorState, ORCHESTRATOR_STATES } from './orchestrator.ts';
 export type { Decision } from './run.ts';
 export { nextDeadline, nextDue } from './timers.ts';
 
