@@ -9,21 +9,28 @@ import software.amazon.dynamodb.services.local.server.DynamoDBProxyServer;
  * only. Its own launcher listens on every interface and has no host option, while the tests must
  * bind to loopback; so this sets the host on its Jetty connector before starting it.
  *
- * Usage: java -cp DynamoDBLocal.jar:DynamoDBLocal_lib/* DynamoDBLocalLoopback.java HOST PORT
+ * Usage: java -cp DynamoDBLocal.jar:DynamoDBLocal_lib/* DynamoDBLocalLoopback.java HOST PORT [DB_PATH]
  * PORT 0 picks a free port. Prints "LISTENING <port>" once it accepts connections, and exits when
  * its stdin closes, so it dies with the test runner that spawned it even if that runner is killed.
  */
 public class DynamoDBLocalLoopback {
   public static void main(String[] args) throws Exception {
-    if (args.length != 2) {
-      System.err.println("usage: DynamoDBLocalLoopback HOST PORT");
+    if (args.length != 2 && args.length != 3) {
+      System.err.println("usage: DynamoDBLocalLoopback HOST PORT [DB_PATH]");
       System.exit(2);
     }
     String host = args[0];
     int port = Integer.parseInt(args[1]);
-    // The -port value is replaced below; DynamoDB Local's argument parser rejects 0.
-    DynamoDBProxyServer proxy = ServerRunner.createServerFromCommandLineArgs(
-        new String[] {"-inMemory", "-disableTelemetry", "-port", "8000"});
+    // With DB_PATH the tables live in files there, so a restarted engine finds them again (the
+    // fault tests restart it); without, in memory. The -port value is replaced below; DynamoDB
+    // Local's argument parser rejects 0.
+    String[] storage = args.length == 3 ? new String[] {"-dbPath", args[2]} : new String[] {"-inMemory"};
+    String[] options = new String[storage.length + 3];
+    System.arraycopy(storage, 0, options, 0, storage.length);
+    options[storage.length] = "-disableTelemetry";
+    options[storage.length + 1] = "-port";
+    options[storage.length + 2] = "8000";
+    DynamoDBProxyServer proxy = ServerRunner.createServerFromCommandLineArgs(options);
     Field serverField = DynamoDBProxyServer.class.getDeclaredField("server");
     serverField.setAccessible(true);
     Server server = (Server) serverField.get(proxy);

@@ -378,8 +378,13 @@ async function commit(
     return intent ? [intent] : [];
   });
   const intents = [...settled.kept, ...fresh].slice(-MAX_INTENTS);
-  if (intents.length > 0) after.intents = intents;
-  else delete after.intents;
+  const decidedDueAt = after.dueAt;
+  if (intents.length > 0) {
+    after.intents = intents;
+    // Owed audit entries keep the task on the timer, even a finished one no event will bring back.
+    const settleAt = Math.min(...intents.map((intent) => intent.at + INTENT_SETTLE_AFTER_MS));
+    after.dueAt = Math.min(after.dueAt ?? settleAt, settleAt);
+  } else delete after.intents;
   let saved = after;
   if (before.version === 0 || JSON.stringify(before) !== JSON.stringify(after)) {
     saved = await deps.store.put(after, now);
@@ -404,7 +409,11 @@ async function commit(
     const done: TaskRecord = { ...saved, outbox: [...(saved.outbox ?? []), ...announced] };
     if (done.outbox?.length === 0) delete done.outbox;
     if (owed.length > 0) done.intents = owed;
-    else delete done.intents;
+    else {
+      delete done.intents;
+      if (decidedDueAt === undefined) delete done.dueAt;
+      else done.dueAt = decidedDueAt;
+    }
     saved = await deps.store.put(done, now);
   }
   saved = await flushOutbox(deps, saved, now);
