@@ -72,6 +72,7 @@ interface Hooks {
   afterCreate?: () => Promise<void>;
   beforeCreate?: () => Promise<void>;
   afterDelete?: () => Promise<void>;
+  beforeDelete?: () => Promise<void>;
 }
 
 function hooked(cluster: Cluster, hooks: Hooks): Cluster {
@@ -90,6 +91,9 @@ function hooked(cluster: Cluster, hooks: Hooks): Cluster {
       return created;
     },
     async deletePod(...args) {
+      const before = hooks.beforeDelete;
+      hooks.beforeDelete = undefined;
+      await before?.();
       const outcome = await cluster.deletePod(...args);
       const after = hooks.afterDelete;
       hooks.afterDelete = undefined;
@@ -431,3 +435,41 @@ async function expectReapedOnce(namespace: string, zombies: Zombie[]): Promise<v
     );
   }
 }
+
+describe('what is reported is what happened', () => {
+  it('a delete the uid precondition refused is neither announced nor counted', async () => {
+    const namespace = await namespaceFor('fault-uid-refused');
+    const [zombie] = await zombieTasks(namespace, ['uidz1']);
+    if (!zombie) throw new Error('no zombie');
+    const reapedBefore = emitted.filter((event) => event.type === 'Pod Reaped').length;
+    // Between the reaper's decision and its delete, someone replaces the pod under the same name.
+    const replace = async () => {
+      await core.deleteNamespacedPod({ namespace, name: zombie.name, gracePeriodSeconds: 0 });
+      await waitFor('the old pod gone', async () => (await readPod(namespace, zombie.name)) === undefined);
+      await core.createNamespacedPod({
+        namespace,
+        body: taskPodManifest({
+          name: zombie.name,
+          namespace,
+          labels: labels('uidz1'),
+          behaviour: { kind: 'run' },
+        }),
+      });
+    };
+    const pass = await runReaperPass(deps({ beforeDelete: replace }), {
+      cluster: CLUSTER,
+      profiles: ['airflow-kpo'],
+      namespaces: [namespace],
+      maxDeletes: 10,
+    });
+    expect(pass).toMatchObject({ deleted: 0, failed: 0 });
+    const successor = await readPod(namespace, zombie.name);
+    expect(successor?.metadata?.uid).not.toBe(zombie.uid); // the successor was not deleted
+    expect(emitted.filter((event) => event.type === 'Pod Reaped').slice(reapedBefore)).toEqual([]);
+    const audit = await store.listAudit(taskId(namespace, 'uidz1'));
+    expect(audit.find((entry) => entry.what === 'reap:sidecar-zombie')).toMatchObject({
+      podUid: zombie.uid,
+      outcome: 'uid-mismatch',
+    });
+  });
+});
