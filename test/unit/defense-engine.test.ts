@@ -6,10 +6,11 @@
 import { describe, expect, it } from 'vitest';
 import type { Action } from '../../lib/core/action.ts';
 import { decide, decideAll, startTask } from '../../lib/core/engine.ts';
+import { explainPod } from '../../lib/core/explain.ts';
 import type { Observation } from '../../lib/core/observation.ts';
-import { makePolicy } from '../../lib/core/policy.ts';
+import { MAX_DURATION_MS, makePolicy, parseDuration } from '../../lib/core/policy.ts';
 import type { TaskRecord } from '../../lib/core/task.ts';
-import { kpoPod, preemptedCondition, running, T0, terminated } from '../support/pod-builder.ts';
+import { kpoPod, preemptedCondition, running, T0, terminated, waiting } from '../support/pod-builder.ts';
 
 const policy = makePolicy();
 const S = 1000;
@@ -197,5 +198,43 @@ describe('case 2: orchestrator facts must be plausible', () => {
     );
     expect(d.task.state).toBe('Running');
     expect(d.task.orchestratorState).toBeUndefined();
+  });
+});
+
+describe('case 3: durations are bounded; an unreadable annotation is reported and ignored', () => {
+  it.each([['9'.repeat(400)], ['Infinity'], ['NaN'], [`1${'0'.repeat(21)}h`], ['-5m'], ['367d'], ['8785h']])(
+    'parseDuration(%j) is refused',
+    (text) => {
+      expect(parseDuration(text)).toBeUndefined();
+    },
+  );
+
+  it('keeps exact values up to 366 days', () => {
+    expect(parseDuration('90')).toBe(90_000);
+    expect(parseDuration('8784h')).toBe(MAX_DURATION_MS);
+  });
+
+  it('a pull-deadline of 400 nines falls back to the policy default, audited and explained', () => {
+    const pod = kpoPod({
+      phase: 'Pending',
+      main: waiting('ErrImagePull', 'toomanyrequests: rate limit'),
+      annotations: { 'podwarden.io/pull-deadline': '9'.repeat(400) },
+    });
+    const task = startTask(pod, 'airflow-kpo', 'prod', T0);
+    if (!task) throw new Error('pod not managed');
+    expect(task.overrides.pullDeadlineMs).toBeUndefined();
+    const d = decide(task, { type: 'pod-seen', pod }, T0, policy);
+    expect(d.task.imagePull?.deadline).toBe(T0 + policy.pullDeadlineMs);
+    expect(Number.isFinite(d.task.dueAt)).toBe(true); // what the store choked on
+    expect(d.actions).toContainEqual(
+      expect.objectContaining({
+        kind: 'audit',
+        what: 'annotation-ignored',
+        evidence: [expect.objectContaining({ message: expect.stringMatching(/pull-deadline.*ignored/) })],
+      }),
+    );
+    expect(explainPod(pod, 'airflow-kpo', { now: T0 }).warnings).toEqual([
+      expect.stringMatching(/^annotation podwarden.io\/pull-deadline="9{40}\.\.\." is not a duration/),
+    ]);
   });
 });
