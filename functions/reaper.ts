@@ -5,6 +5,7 @@ import { type ContainerDeps, containerDeps, reconcilerDeps } from './shared/deps
 import { scheduleIntake } from './shared/intake.ts';
 import { METRIC } from './shared/metric-names.ts';
 import { count, instrument, logger, type Rejected, rejectMalformed } from './shared/observability.ts';
+import { keeper } from './shared/run.ts';
 
 export type ReaperOutcome =
   | Rejected
@@ -12,7 +13,7 @@ export type ReaperOutcome =
 
 export async function handleReaper(event: unknown, deps: ContainerDeps): Promise<ReaperOutcome> {
   const intake = scheduleIntake(event, REAPER_PASS);
-  if (!intake.ok) return rejectMalformed(intake.problem, event);
+  if (!intake.ok) return rejectMalformed(intake.problem, event, keeper('reaper', deps));
   const { config } = deps;
   const clusters: Record<string, ReaperPassResult> = {};
   const failures: Array<{ cluster: string; error: unknown }> = [];

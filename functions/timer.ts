@@ -12,12 +12,13 @@ import {
   rejectMalformed,
   seconds,
 } from './shared/observability.ts';
+import { keeper } from './shared/run.ts';
 
 export type TimerOutcome = Rejected | ({ outcome: 'timer-pass'; lagSeconds: number } & TimerPassResult);
 
 export async function handleTimer(event: unknown, deps: ContainerDeps): Promise<TimerOutcome> {
   const intake = scheduleIntake(event, TIMER_PASS);
-  if (!intake.ok) return rejectMalformed(intake.problem, event);
+  if (!intake.ok) return rejectMalformed(intake.problem, event, keeper('timer', deps));
   const { reconciler, store } = reconcilerDeps(deps, 'timer');
   const startedAt = deps.clock();
   let result: TimerPassResult;

@@ -6,7 +6,8 @@ import type * as logs from 'aws-cdk-lib/aws-logs';
 import { type ClusterConnection, parseClusterConnections } from '../lib/cluster/connections.ts';
 import { ALL_NAMESPACES } from '../lib/config.ts';
 import { parseProfileName } from '../lib/core/identity.ts';
-import { DEFAULT_POLICY, type Policy } from '../lib/core/policy.ts';
+import { isValidClusterName } from '../lib/core/inbound.ts';
+import { DEFAULT_POLICY, makePolicy, type Policy, policyFieldProblem } from '../lib/core/policy.ts';
 import type { BridgeIdentity, PodwardenStackProps } from './podwarden-stack.ts';
 import { wiringProblems } from './wiring-checks.ts';
 
@@ -108,16 +109,28 @@ export function stackPropsFromContext(get: (key: ContextKey) => unknown): {
         'must be a JSON object of exporter sources to cluster names, e.g. {"k8s.prod": "prod"}',
       );
     }
+    for (const [source, cluster] of Object.entries(parsed as Record<string, unknown>)) {
+      if (typeof cluster !== 'string' || !isValidClusterName(cluster)) {
+        throw new Error(
+          `source ${JSON.stringify(source)} maps to ${JSON.stringify(cluster)}, not a cluster name`,
+        );
+      }
+      if (clusters && !Object.hasOwn(clusters, cluster)) {
+        throw new Error(
+          `source ${JSON.stringify(source)} maps to cluster "${cluster}", which clusters does not configure`,
+        );
+      }
+    }
     return parsed as Record<string, string>;
   });
   const orchestratorSources = read('orchestratorSources', stringList);
-  const reaperMaxDeletes = read('reaperMaxDeletes', (value) => wholeNumber(value));
+  const reaperMaxDeletes = read('reaperMaxDeletes', (value) => wholeNumber(value, 0, 1_000));
   const reaperDryRun = read('reaperDryRun', (value) => {
     if (value === true || value === 'true') return true;
     if (value === false || value === 'false') return false;
     throw new Error(`${JSON.stringify(value)} is not true or false`);
   });
-  const timerBatchSize = read('timerBatchSize', (value) => wholeNumber(value));
+  const timerBatchSize = read('timerBatchSize', (value) => wholeNumber(value, 1, 1_000));
   const policy = read('policy', (value) => {
     const parsed = typeof value === 'string' ? JSON.parse(value) : value;
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
@@ -125,16 +138,20 @@ export function stackPropsFromContext(get: (key: ContextKey) => unknown): {
         'must be a JSON object of policy fields, e.g. {"recreateBudget": 5, "pullDeadlineMs": 900000}',
       );
     }
-    for (const field of Object.keys(parsed)) {
-      if (!Object.hasOwn(DEFAULT_POLICY, field)) {
-        throw new Error(
-          `unknown policy field ${JSON.stringify(field)} (known: ${Object.keys(DEFAULT_POLICY).join(', ')})`,
-        );
-      }
+    // Each field with its own name and range, here at the door, not as a function failing at start.
+    const fieldProblems = Object.entries(parsed as Record<string, unknown>).flatMap(([field, value]) => {
+      const problem = policyFieldProblem(field, value);
+      return problem ? [problem] : [];
+    });
+    if (fieldProblems.length > 0) throw new Error(fieldProblems.join('; '));
+    try {
+      makePolicy(parsed as Partial<Policy>);
+    } catch (error) {
+      throw new Error((error as Error).message);
     }
     return parsed as Partial<Policy>;
   });
-  const timerLagAlarmSeconds = read('timerLagAlarmSeconds', (value) => wholeNumber(value));
+  const timerLagAlarmSeconds = read('timerLagAlarmSeconds', (value) => wholeNumber(value, 60, 86_400));
   const logRetention = read('logRetentionDays', (value) => {
     const days = wholeNumber(value);
     if (!RETENTION_DAYS.includes(days))
@@ -256,10 +273,11 @@ function stringList(value: unknown): string[] {
   return list;
 }
 
-function wholeNumber(value: unknown): number {
-  const number = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
-  if (typeof number !== 'number' || !Number.isSafeInteger(number) || number < 0) {
-    throw new Error(`${JSON.stringify(value)} is not a whole number`);
+function wholeNumber(value: unknown, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+  const number = typeof value === 'string' && /^\d{1,15}$/.test(value) ? Number(value) : value;
+  if (typeof number !== 'number' || !Number.isSafeInteger(number) || number < min || number > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? '' : ` from ${min} to ${max}`;
+    throw new Error(`${JSON.stringify(value)} is not a whole number${range}`);
   }
   return number;
 }

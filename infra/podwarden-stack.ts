@@ -42,6 +42,7 @@ import {
   SERVICE_DIMENSION,
   SERVICE_NAME,
 } from '../functions/shared/metric-names.ts';
+import { EVENT_REJECTED } from '../functions/shared/rejected.ts';
 import { BRIDGE_NAME } from '../lib/bridge/manifests.ts';
 import type { ClusterConnection } from '../lib/cluster/connections.ts';
 import {
@@ -59,6 +60,8 @@ import {
   DEFAULT_ORCHESTRATOR_SOURCES,
   FUNCTION_NAMES,
   type FunctionName,
+  HANDLER_NAMES,
+  type HandlerName,
   OUTBOUND_SOURCE,
   type Route,
   routeTable,
@@ -207,6 +210,8 @@ export class PodwardenStack extends Stack {
   readonly alarms: cloudwatch.Alarm[] = [];
   readonly #props: PodwardenStackProps;
   #here: Array<[string, EksConnectionProps]> | undefined;
+  /** Every rejected (malformed) event with its problem, kept 14 days to be replayed once fixed. */
+  readonly rejectedEventsQueue: sqs.Queue;
 
   constructor(scope: Construct, id: string, props: PodwardenStackProps) {
     super(scope, id, props);
@@ -262,6 +267,7 @@ export class PodwardenStack extends Stack {
       }),
     );
     for (const route of this.routes) this.#rule(route);
+    this.rejectedEventsQueue = this.#rejectedEvents();
 
     this.alarmTopic = this.#alarmTopic(props.alarmEmail);
     this.#alarms(props.timerLagAlarmSeconds ?? 300);
@@ -643,6 +649,19 @@ export class PodwardenStack extends Stack {
       },
       targets: [new eventTargets.LambdaFunction(fn, targetOptions)],
     });
+  }
+
+  /** Issue 9: the functions put rejected events on the bus as `Event Rejected`; this keeps them. */
+  #rejectedEvents(): sqs.Queue {
+    const queue = this.#queue('RejectedEventsQueue');
+    new events.Rule(this, 'RejectedEventsRule', {
+      description: 'Podwarden: keep every rejected event with its problem, to replay it once fixed',
+      eventBus: this.eventBus,
+      eventPattern: { source: [OUTBOUND_SOURCE], detailType: [EVENT_REJECTED] },
+      targets: [new eventTargets.SqsQueue(queue)],
+    });
+    new CfnOutput(this, 'RejectedEventsQueueUrl', { value: queue.queueUrl });
+    return queue;
   }
 
   #alarmTopic(email: string | undefined): sns.Topic {

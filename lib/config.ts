@@ -347,7 +347,24 @@ function policyProblem(message: string): string {
       variables.push(variable);
     }
   }
-  return `${variables.join(' / ') || 'policy'}: ${named}`;
+  // A duration variable takes `90s`, `15m` ...: say the range that way, not in milliseconds.
+  named = named.replace(
+    /from (\d+) to (\d+) \(milliseconds\)/,
+    (_all, min: string, max: string) => `from ${formatMs(Number(min))} to ${formatMs(Number(max))}`,
+  );
+  return `${variables.join(' / ') || 'policy'}: ${named.replace(new RegExp(`^${variables[0] ?? ''} `), '')}`;
+}
+
+function formatMs(ms: number): string {
+  for (const [unit, size] of [
+    ['d', 86_400_000],
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1_000],
+  ] as const) {
+    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
 }
 
 function list(text: string): string[] {
@@ -371,7 +388,9 @@ function wholeNumber(text: string, min: number, max: number): number {
 function duration(text: string): number {
   const ms = parseDuration(text);
   if (ms === undefined)
-    throw new Error(`${JSON.stringify(text)} is not a duration like 90, 90s, 15m, 2h or 500ms`);
+    throw new Error(
+      `${JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}...` : text)} is not a duration like 90, 90s, 15m, 2h or 500ms, up to 366 days`,
+    );
   return ms;
 }
 

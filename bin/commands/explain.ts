@@ -3,9 +3,9 @@ import type { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { KubeCluster } from '../../lib/cluster/kube-cluster.ts';
 import { explainPod, formatDuration, formatExplanation } from '../../lib/core/explain.ts';
-import { DEFAULT_PROFILE, parseProfileName } from '../../lib/core/identity.ts';
+import { DEFAULT_PROFILE, LABELS, PROFILES, parseProfileName } from '../../lib/core/identity.ts';
 import type { Pod } from '../../lib/core/pod.ts';
-import { parseDuration } from '../../lib/core/policy.ts';
+import { POLICY_RANGES, parseDuration } from '../../lib/core/policy.ts';
 import type { KubeEvent } from '../../lib/core/ports.ts';
 import { podShapeProblem } from '../../lib/core/read-pod.ts';
 import {
@@ -75,10 +75,41 @@ function parsePod(text: string, source: string): Pod {
   return value as Pod;
 }
 
+/** Options that take a value: `--sidecar-grace -5m` is that option's (bad) value, not a flag. */
+const VALUE_OPTIONS = new Set(['--file', '-f', '--profile', '-p', '--now', '--sidecar-grace']);
+
+const SHORT_FLAGS = new Set(['-f', '-p', '-h']);
+
+/** Joins `--name value` into `--name=value` when the value starts with `-`, so it is judged as a value. */
+function joinDashValues(argv: string[]): string[] {
+  const joined: string[] = [];
+  for (let index = 0; index < argv.length; index++) {
+    const arg = argv[index]!;
+    const next = argv[index + 1];
+    if (VALUE_OPTIONS.has(arg) && next !== undefined && /^-[^-]/.test(next) && !SHORT_FLAGS.has(next)) {
+      joined.push(arg.startsWith('--') ? `${arg}=${next}` : `${arg}${next}`);
+      index++;
+    } else joined.push(arg);
+  }
+  return joined;
+}
+
+/** The profile's try and attempt labels must be numbers Podwarden can hold exactly. */
+function identityNumberProblem(pod: Pod, profile: ReturnType<typeof parseProfileName>): string | undefined {
+  for (const label of [PROFILES[profile].tryLabel, LABELS.attempt]) {
+    const value = pod.metadata.labels?.[label];
+    if (value !== undefined && /^\d+$/.test(value) && !Number.isSafeInteger(Number(value))) {
+      const shown = value.length > 20 ? `${value.slice(0, 20)}... (${value.length} digits)` : value;
+      return `metadata.labels["${label}"] ${JSON.stringify(shown)} is not a whole number up to ${Number.MAX_SAFE_INTEGER}`;
+    }
+  }
+  return undefined;
+}
+
 function parseOptions(argv: string[]) {
   try {
     return parseArgs({
-      args: argv,
+      args: joinDashValues(argv),
       strict: true,
       allowPositionals: true,
       options: {
@@ -133,9 +164,10 @@ export function run(argv: string[], io: CommandIO): Promise<number> {
     let sidecarGraceMs: number | undefined;
     if (options['sidecar-grace'] !== undefined) {
       sidecarGraceMs = parseDuration(options['sidecar-grace']);
-      if (sidecarGraceMs === undefined) {
+      const { min, max } = POLICY_RANGES.sidecarGraceMs;
+      if (sidecarGraceMs === undefined || sidecarGraceMs < min || sidecarGraceMs > max) {
         throw new UsageError(
-          `--sidecar-grace ${JSON.stringify(options['sidecar-grace'])} is not a duration like 90s, 5m or 1h`,
+          `--sidecar-grace ${JSON.stringify(options['sidecar-grace'])} is not a duration from 1s to 30 days like 90s, 5m or 1h`,
         );
       }
     }
@@ -163,6 +195,8 @@ export function run(argv: string[], io: CommandIO): Promise<number> {
       const file = options.file!;
       const source = file === '-' ? 'stdin' : file;
       pod = parsePod(await readPodText(file, io.stdin), source);
+      const numberProblem = identityNumberProblem(pod, profile);
+      if (numberProblem) throw new UsageError(`${source} is not a Pod Podwarden can read: ${numberProblem}`);
     }
     const explanation = explainPod(pod, profile, {
       ...(now !== undefined && { now }),
@@ -175,6 +209,7 @@ export function run(argv: string[], io: CommandIO): Promise<number> {
           task: explanation.task,
           verdict: explanation.verdict,
           ...(events ? { events: events.map(eventSummary) } : {}),
+          ...(explanation.warnings ? { warnings: explanation.warnings } : {}),
         }),
       );
     } else {

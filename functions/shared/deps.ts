@@ -21,6 +21,7 @@ import { DynamoTaskStore } from '../../lib/store/dynamo-task-store.ts';
 import { MeteredStore } from './metering.ts';
 import { METRIC } from './metric-names.ts';
 import { count, logger, reconcilerLog } from './observability.ts';
+import { eventBridgeKeeper, type KeepRejected } from './rejected.ts';
 
 export interface ContainerDeps {
   config: PodwardenConfig;
@@ -30,6 +31,8 @@ export interface ContainerDeps {
   clock: () => number;
   /** Delivers due times on the second (the check queue); absent: the timer sweep alone. */
   scheduler?: CheckScheduler;
+  /** Where rejected events go to stay replayable (see rejected.ts); absent: the log line only. */
+  keepRejected?: KeepRejected;
 }
 
 let built: ContainerDeps | undefined;
@@ -51,11 +54,13 @@ export function buildContainerDeps(env: Readonly<Record<string, string | undefin
     onRetry: ({ attempt, delayMs, error, target }) =>
       logger.warn('Kubernetes API call retried', { attempt, delayMs, error: error.message, target }),
   });
-  const sink = new EventBridgeSink({ client: new EventBridgeClient({}), eventBusName: config.eventBusName });
+  const eventBridge = new EventBridgeClient({});
+  const sink = new EventBridgeSink({ client: eventBridge, eventBusName: config.eventBusName });
+  const keepRejected = eventBridgeKeeper(eventBridge, config.eventBusName);
   const scheduler = config.checkQueueUrl
     ? new SqsCheckScheduler({ client: new SQSClient({}), queueUrl: config.checkQueueUrl, clock: Date.now })
     : undefined;
-  return { config, store, cluster, sink, clock: Date.now, ...(scheduler ? { scheduler } : {}) };
+  return { config, store, cluster, sink, clock: Date.now, keepRejected, ...(scheduler ? { scheduler } : {}) };
 }
 
 /**

@@ -8,6 +8,7 @@
  */
 
 import { namespaceAllowed, type PodwardenConfig } from '../../lib/config.ts';
+import { isOrchestratorState, ORCHESTRATOR_STATES } from '../../lib/core/engine.ts';
 import { identifyPod, orchestratorTaskKey } from '../../lib/core/identity.ts';
 import {
   describe,
@@ -111,6 +112,11 @@ export function orchestratorIntake(event: unknown, config: IntakeConfig): Intake
   const state = text('state').toLowerCase();
   const cluster = text('cluster');
   const namespace = text('namespace');
+  if (state && !isOrchestratorState(state)) {
+    problems.push(
+      `detail.state is ${describe(detail.state)}; expected one of ${ORCHESTRATOR_STATES.join(', ')}`,
+    );
+  }
   const tryNumber = detail.try_number;
   if (typeof tryNumber !== 'number' || !Number.isSafeInteger(tryNumber) || tryNumber < 0) {
     problems.push(`detail.try_number is ${describe(tryNumber)}, not a whole number >= 0`);

@@ -11,6 +11,7 @@ import type { Context } from 'aws-lambda';
 import type { Logger as ReconcilerLogger } from '../../lib/reconciler/reconcile.ts';
 import type { FunctionName } from '../../lib/routes.ts';
 import { METRIC, METRICS_NAMESPACE, type MetricName, SERVICE_NAME } from './metric-names.ts';
+import { EVENT_REJECTED, type KeepRejected, rejectedEvent } from './rejected.ts';
 
 export const logger = new Logger({ serviceName: SERVICE_NAME });
 export const metrics = new Metrics({
@@ -62,18 +63,38 @@ export interface Rejected {
 }
 
 /**
- * A malformed event is answered, never thrown: a retry would fail the same way, so it is logged with
- * the problem and counted (MalformedEvents, which has an alarm) instead of filling the DLQ.
+ * A malformed event is answered, never thrown: a retry would fail the same way. It is logged with
+ * the problem and counted (MalformedEvents, which has an alarm), and kept replayable: `keep` puts it,
+ * with the problem, on the bus for the rejected-events queue. If that fails too, the log line holds
+ * the event itself (up to 16 KB), so nothing is rejected without a trace to replay it from.
  */
-export function rejectMalformed(problem: string, event: unknown): Rejected {
+export async function rejectMalformed(
+  problem: string,
+  event: unknown,
+  keep?: { handler: string; keep: KeepRejected; now: number },
+): Promise<Rejected> {
   const envelope = (typeof event === 'object' && event !== null ? event : {}) as Record<string, unknown>;
-  logger.error('malformed event rejected', {
+  const fields = {
     problem,
     eventId: envelope.id,
     source: envelope.source,
     detailType: envelope['detail-type'],
-  });
+  };
   count(METRIC.malformedEvents);
+  let kept = false;
+  if (keep) {
+    try {
+      await keep.keep(rejectedEvent(problem, keep.handler, event, keep.now));
+      kept = true;
+    } catch (error) {
+      logger.error('rejected event not kept on the bus', { ...fields, error: error as Error });
+    }
+  }
+  logger.error('malformed event rejected', {
+    ...fields,
+    keptAs: kept ? EVENT_REJECTED : 'log only',
+    ...(kept ? {} : { event: (JSON.stringify(event) ?? 'undefined').slice(0, 16 * 1024) }),
+  });
   return { outcome: 'rejected', problem };
 }
 

@@ -6,6 +6,7 @@ import { type ContainerDeps, reconcilerDeps } from './deps.ts';
 import type { Intake } from './intake.ts';
 import { METRIC } from './metric-names.ts';
 import { count, logger, type Rejected, rejectMalformed } from './observability.ts';
+import type { KeepRejected } from './rejected.ts';
 
 export type EventOutcome =
   | Rejected
@@ -24,7 +25,7 @@ export async function runIntake(
   intake: Intake,
   event: unknown,
 ): Promise<EventOutcome> {
-  if (intake.kind === 'malformed') return rejectMalformed(intake.problem, event);
+  if (intake.kind === 'malformed') return rejectMalformed(intake.problem, event, keeper(handler, deps));
   if (intake.kind === 'skip') {
     logger.info('event skipped', { reason: intake.reason });
     return { outcome: 'skipped', reason: intake.reason };
@@ -55,4 +56,12 @@ export async function runIntake(
 export function failureKind(error: unknown): string {
   if (error instanceof ClusterError) return `cluster ${error.kind}`;
   return error instanceof Error ? error.name : typeof error;
+}
+
+/** How a rejected event is kept replayable, when the container has a place for it. */
+export function keeper(
+  handler: HandlerName,
+  deps: ContainerDeps,
+): { handler: string; keep: KeepRejected; now: number } | undefined {
+  return deps.keepRejected ? { handler, keep: deps.keepRejected, now: deps.clock() } : undefined;
 }

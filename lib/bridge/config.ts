@@ -1,5 +1,10 @@
 import { hostname } from 'node:os';
-import { CLUSTERS_ENV, type ClusterConnection, parseClusterConnections } from '../cluster/connections.ts';
+import {
+  CLUSTERS_ENV,
+  type ClusterConnection,
+  parseClusterConnections,
+  unsafeEndpointProblem,
+} from '../cluster/connections.ts';
 import { PROFILE_NAMES, PROFILES } from '../core/identity.ts';
 import { isValidClusterName } from '../core/inbound.ts';
 import { parseDuration } from '../core/policy.ts';
@@ -275,7 +280,10 @@ export function parseBridgeConfig(
     if (value === undefined) return fallbackMs ?? 0;
     const ms = parseDuration(value);
     if (ms === undefined || ms <= 0) {
-      problems.push(`${where(name)} "${value}" is not a positive duration (e.g. 500ms, 15s, 2m)`);
+      const shown = value.length > 40 ? `${value.slice(0, 40)}...` : value;
+      problems.push(
+        `${where(name)} "${shown}" is not a positive duration up to 366 days (e.g. 500ms, 15s, 2m)`,
+      );
       return fallbackMs ?? 0;
     }
     return ms;
@@ -310,6 +318,9 @@ export function parseBridgeConfig(
     }
     if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
       problems.push(`${where('eventBridgeEndpoint')} "${endpoint}" is not an http(s) URL`);
+    } else {
+      const unsafe = unsafeEndpointProblem(url);
+      if (unsafe) problems.push(`${where('eventBridgeEndpoint')} "${endpoint}" ${unsafe}`);
     }
   }
 

@@ -1,4 +1,6 @@
+import { X509Certificate } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { isIPv4, isIPv6 } from 'node:net';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig, type User } from '@kubernetes/client-node';
@@ -136,10 +138,13 @@ function parseConnection(name: string, raw: unknown): ClusterConnection {
           `${where}: field "endpoint" must be an https:// URL, got ${JSON.stringify(endpoint)}`,
         );
       }
+      const unsafe = unsafeEndpointProblem(url);
+      if (unsafe) throw new Error(`${where}: field "endpoint" ${JSON.stringify(endpoint)} ${unsafe}`);
       const caData = text('caData')!;
-      if (!looksLikeBase64Pem(caData)) {
+      const caProblem = caDataProblem(caData);
+      if (caProblem) {
         throw new Error(
-          `${where}: field "caData" must be the base64 of a PEM certificate (the cluster's certificateAuthority.data)`,
+          `${where}: field "caData" must be the base64 of a PEM certificate (the cluster's certificateAuthority.data): ${caProblem}`,
         );
       }
       const region = text('region')!;
@@ -153,10 +158,59 @@ function parseConnection(name: string, raw: unknown): ClusterConnection {
   }
 }
 
-function looksLikeBase64Pem(data: string): boolean {
+/** Why `data` is not the base64 of PEM certificates that parse, or undefined when it is. */
+function caDataProblem(data: string): string | undefined {
   const compact = data.replace(/\s+/g, '');
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(compact)) return false;
-  return Buffer.from(compact, 'base64').toString('latin1').includes('-----BEGIN CERTIFICATE-----');
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(compact)) return 'it is not base64';
+  const pem = Buffer.from(compact, 'base64').toString('latin1');
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+  if (blocks.length === 0) return 'it holds no -----BEGIN CERTIFICATE----- block';
+  for (const [index, block] of blocks.entries()) {
+    try {
+      new X509Certificate(block);
+    } catch (error) {
+      return `certificate ${index + 1} does not parse (${(error as Error).message})`;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Why an endpoint must not be called with the functions' credentials, or undefined. Link-local
+ * addresses (169.254.0.0/16, fe80::/10) hold the instance metadata services (169.254.169.254,
+ * fd00:ec2::254): a request there could hand out the role's credentials.
+ */
+export function unsafeEndpointProblem(url: URL): string | undefined {
+  const host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  if (isIPv4(host)) {
+    const [a, b] = host.split('.').map(Number);
+    if (a === 169 && b === 254)
+      return 'is a link-local address (169.254.0.0/16, the instance metadata range)';
+    if (a === 0) return 'is an unspecified address (0.0.0.0/8)';
+    return undefined;
+  }
+  if (isIPv6(host)) {
+    const expanded = expandIPv6(host);
+    if (expanded === expandIPv6('fd00:ec2::254'))
+      return 'is the EC2 instance metadata address (fd00:ec2::254)';
+    if (/^fe[89ab]/.test(expanded)) return 'is a link-local address (fe80::/10)';
+    if (expanded === expandIPv6('::')) return 'is the unspecified address (::)';
+    const mapped = /^0000:0000:0000:0000:0000:ffff:([0-9a-f]{4}):([0-9a-f]{4})$/.exec(expanded);
+    if (mapped?.[1]?.startsWith('a9fe')) return 'is a link-local address (169.254.0.0/16, IPv4-mapped)';
+    return undefined;
+  }
+  if (host === 'metadata.google.internal' || host === 'instance-data' || host.startsWith('instance-data.'))
+    return 'names an instance metadata service';
+  return undefined;
+}
+
+function expandIPv6(address: string): string {
+  const [head = '', tail = ''] = address.split('::');
+  const parts = (text: string) => (text === '' ? [] : text.split(':'));
+  const left = parts(head);
+  const right = address.includes('::') ? parts(tail) : [];
+  const fill = address.includes('::') ? Array(8 - left.length - right.length).fill('0') : [];
+  return [...left, ...fill, ...right].map((part) => part.padStart(4, '0')).join(':');
 }
 
 export interface KubeConfigDeps {

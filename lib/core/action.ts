@@ -43,6 +43,8 @@ export type Action =
       gracePeriodSeconds: 0;
       why: string;
       rule?: ReapRule;
+      /** Emitted only if the cluster answers that it deleted the pod (not for a uid-precondition refusal). */
+      announce?: OutboundEvent;
     }
   | { kind: 'schedule-check'; at: number }
   | { kind: 'emit'; event: OutboundEvent }

@@ -19,6 +19,8 @@ export type VerdictKind =
 export interface Explanation {
   task: { key: string; try: number; profile: ProfileName } | null;
   verdict: { kind: VerdictKind; reason: string };
+  /** Annotations Podwarden cannot read: each is ignored (its default applies), and said so here. */
+  warnings?: string[];
 }
 
 export interface ExplainOptions {
@@ -59,6 +61,12 @@ function list(names: string[]): string {
  * reading without needing a cluster or a task record.
  */
 export function explainPod(pod: Pod, profile: ProfileName, options: ExplainOptions = {}): Explanation {
+  const explanation = explainVerdict(pod, profile, options);
+  const { problems } = readOverrides(pod);
+  return problems.length > 0 && explanation.task ? { ...explanation, warnings: problems } : explanation;
+}
+
+function explainVerdict(pod: Pod, profile: ProfileName, options: ExplainOptions): Explanation {
   const now = options.now ?? Date.now();
   const sidecarGraceMs = options.sidecarGraceMs ?? DEFAULT_POLICY.sidecarGraceMs;
 
@@ -205,5 +213,10 @@ export function explainPod(pod: Pod, profile: ProfileName, options: ExplainOptio
 export function formatExplanation(explanation: Explanation): string {
   const { task, verdict } = explanation;
   const taskLine = task ? `${task.key} (try ${task.try}, profile ${task.profile})` : 'none';
-  return [`task:    ${taskLine}`, `verdict: ${verdict.kind}`, `why:     ${verdict.reason}`].join('\n');
+  return [
+    `task:    ${taskLine}`,
+    `verdict: ${verdict.kind}`,
+    `why:     ${verdict.reason}`,
+    ...(explanation.warnings ?? []).map((warning) => `warning: ${warning}`),
+  ].join('\n');
 }

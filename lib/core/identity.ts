@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Pod } from './pod.ts';
-import { parseDuration } from './policy.ts';
+import { POLICY_RANGES, parseDuration } from './policy.ts';
 import type { ProfileName, TaskOverrides } from './task.ts';
 
 /** Kubernetes' limit on a label value, which Airflow's `make_safe_label_value` enforces too. */
@@ -192,6 +192,12 @@ export function identifyPod(pod: Pod, profile: ProfileName): IdentifyResult {
   }
 
   const tryText = labels[spec.tryLabel];
+  if (typeof tryText === 'string' && WHOLE_NUMBER.test(tryText) && !Number.isSafeInteger(Number(tryText))) {
+    return {
+      kind: 'malformed',
+      problem: `try ${describeLabel(spec.tryLabel, tryText.length > 20 ? `${tryText.slice(0, 20)}...` : tryText)} is not a whole number up to ${Number.MAX_SAFE_INTEGER}`,
+    };
+  }
   if (typeof tryText !== 'string' || !WHOLE_NUMBER.test(tryText)) {
     return {
       kind: 'malformed',
@@ -199,7 +205,12 @@ export function identifyPod(pod: Pod, profile: ProfileName): IdentifyResult {
     };
   }
   const attemptText = labels[LABELS.attempt];
-  if (attemptText !== undefined && (typeof attemptText !== 'string' || !POSITIVE_NUMBER.test(attemptText))) {
+  if (
+    attemptText !== undefined &&
+    (typeof attemptText !== 'string' ||
+      !POSITIVE_NUMBER.test(attemptText) ||
+      !Number.isSafeInteger(Number(attemptText)))
+  ) {
     return {
       kind: 'malformed',
       problem: `${describeLabel(LABELS.attempt, attemptText)} is not a positive whole number`,
@@ -298,10 +309,12 @@ export function readOverrides(pod: Pod): { overrides: TaskOverrides; problems: s
   const deadline = annotations[ANNOTATIONS.pullDeadline];
   if (deadline !== undefined) {
     const ms = parseDuration(deadline);
-    if (ms !== undefined) overrides.pullDeadlineMs = ms;
+    const { min, max } = POLICY_RANGES.pullDeadlineMs;
+    if (ms !== undefined && ms >= min && ms <= max) overrides.pullDeadlineMs = ms;
     else {
+      const shown = deadline.length > 40 ? `${deadline.slice(0, 40)}...` : deadline;
       problems.push(
-        `annotation ${ANNOTATIONS.pullDeadline}=${JSON.stringify(deadline)} is not a duration like 90s, 15m or 2h; using the policy default`,
+        `annotation ${ANNOTATIONS.pullDeadline}=${JSON.stringify(shown)} is not a duration from 1s to 30 days like 90s, 15m or 2h; ignored, the policy default applies`,
       );
     }
   }

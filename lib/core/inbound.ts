@@ -343,14 +343,14 @@ function clusterName(value: unknown, what: string): string {
 function namespaceName(value: unknown, what: string): string {
   const name = requiredString(value, what);
   if (name.length > 63 || !DNS_LABEL.test(name))
-    throw new Problem(`${what} "${name}" is not a valid namespace name`);
+    throw new Problem(`${what} ${describe(name)} is not a valid namespace name`);
   return name;
 }
 
 function podName(value: unknown, what: string): string {
   const name = requiredString(value, what);
   if (name.length > 253 || !DNS_SUBDOMAIN.test(name))
-    throw new Problem(`${what} "${name}" is not a valid pod name`);
+    throw new Problem(`${what} ${describe(name)} is not a valid pod name`);
   return name;
 }
 

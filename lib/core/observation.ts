@@ -10,8 +10,20 @@ export type Observation =
   | { type: 'pod-seen'; pod: Pod }
   /** The API server answered 404 for this name, or a watch reported the pod deleted. */
   | { type: 'pod-gone'; podName: string; podUid?: string }
-  /** A `Preempted` (or other disruption) Kubernetes event naming the pod. */
-  | { type: 'preempted-event'; podName: string; podUid?: string; reason: string; message: string; at: number }
+  /**
+   * A `Preempted` (or other disruption) Kubernetes event naming the pod. Only `confirmed` events (read
+   * back from the API server for that pod's uid) count as disruption evidence; any other is a reason
+   * to re-read soon.
+   */
+  | {
+      type: 'preempted-event';
+      podName: string;
+      podUid?: string;
+      reason: string;
+      message: string;
+      at: number;
+      confirmed?: boolean;
+    }
   /** A `Failed`/`BackOff` Kubernetes event about pulling the pod's image. */
   | {
       type: 'image-pull-event';

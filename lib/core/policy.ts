@@ -44,29 +44,72 @@ export class PolicyError extends Error {
   override name = 'PolicyError';
 }
 
+const SECOND = 1_000;
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+/** No duration Podwarden reads is longer than this: past it, a value is a typo or an overflow. */
+export const MAX_DURATION_MS = 366 * DAY;
+
+/**
+ * The range each knob accepts. A zero where zero would switch a guard off (the reaper's minimum age,
+ * a grace, a deadline, the resync) is refused: such a value is never what anyone meant.
+ */
+export const POLICY_RANGES: Readonly<
+  Record<keyof Policy, { min: number; max: number; unit: 'count' | 'ms' }>
+> = Object.freeze({
+  recreateBudget: { min: 0, max: 100, unit: 'count' },
+  recreateBackoffBaseMs: { min: 1, max: HOUR, unit: 'ms' },
+  goneGraceMs: { min: SECOND, max: DAY, unit: 'ms' },
+  pullRecheckBaseMs: { min: 1, max: HOUR, unit: 'ms' },
+  pullRecheckCapMs: { min: 1, max: DAY, unit: 'ms' },
+  pullDeadlineMs: { min: SECOND, max: 30 * DAY, unit: 'ms' },
+  startupDeadlineMs: { min: SECOND, max: 30 * DAY, unit: 'ms' },
+  sidecarGraceMs: { min: SECOND, max: 30 * DAY, unit: 'ms' },
+  finishedGraceMs: { min: SECOND, max: 30 * DAY, unit: 'ms' },
+  resyncMs: { min: SECOND, max: DAY, unit: 'ms' },
+  reaperMinAgeMs: { min: SECOND, max: 30 * DAY, unit: 'ms' },
+  retentionMs: { min: 60 * SECOND, max: MAX_DURATION_MS, unit: 'ms' },
+});
+
+/** The problem with one knob's value, naming it and its allowed range; undefined when it is fine. */
+export function policyFieldProblem(name: string, value: unknown): string | undefined {
+  if (!Object.hasOwn(POLICY_RANGES, name)) {
+    return `unknown policy field ${JSON.stringify(name)} (known: ${Object.keys(POLICY_RANGES).join(', ')})`;
+  }
+  const { min, max, unit } = POLICY_RANGES[name as keyof Policy];
+  const range = unit === 'count' ? `${min} to ${max}` : `${min} to ${max} (milliseconds)`;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+    const shown = typeof value === 'string' ? JSON.stringify(value) : String(value);
+    return `policy.${name} must be a whole number from ${range}, got ${shown}`;
+  }
+  return undefined;
+}
+
 /** Merges overrides into the defaults and rejects values that would make the engine misbehave. */
 export function makePolicy(overrides: Partial<Policy> = {}): Policy {
   const policy: Policy = { ...DEFAULT_POLICY, ...overrides };
   for (const [name, value] of Object.entries(policy)) {
-    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || !Number.isInteger(value)) {
-      throw new PolicyError(`policy.${name} must be a non-negative whole number, got ${String(value)}`);
-    }
+    const problem = policyFieldProblem(name, value);
+    if (problem) throw new PolicyError(problem);
   }
-  if (policy.recreateBackoffBaseMs === 0) throw new PolicyError('policy.recreateBackoffBaseMs must be > 0');
-  if (policy.resyncMs === 0) throw new PolicyError('policy.resyncMs must be > 0');
-  if (policy.pullRecheckBaseMs === 0) throw new PolicyError('policy.pullRecheckBaseMs must be > 0');
   if (policy.pullRecheckCapMs < policy.pullRecheckBaseMs) {
     throw new PolicyError('policy.pullRecheckCapMs must be >= policy.pullRecheckBaseMs');
   }
   return policy;
 }
 
-const DURATION = /^(\d+)(ms|s|m|h)?$/;
+const DURATION = /^(\d{1,15})(ms|s|m|h)?$/;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
 
-/** Parses `90`, `90s`, `15m`, `2h`, `500ms` (a bare number is seconds, as in Kubernetes). */
+/**
+ * Parses `90`, `90s`, `15m`, `2h`, `500ms` (a bare number is seconds, as in Kubernetes). Anything
+ * else, and anything longer than MAX_DURATION_MS (an overflow, `Infinity`, 10^21 hours), is
+ * undefined: the caller reports it with its own name and keeps its default.
+ */
 export function parseDuration(text: string): number | undefined {
+  if (typeof text !== 'string') return undefined;
   const match = DURATION.exec(text.trim());
   if (!match) return undefined;
-  return Number(match[1]) * (UNIT_MS[match[2] ?? 's'] ?? 1_000);
+  const ms = Number(match[1]) * (UNIT_MS[match[2] ?? 's'] ?? 1_000);
+  return Number.isSafeInteger(ms) && ms <= MAX_DURATION_MS ? ms : undefined;
 }

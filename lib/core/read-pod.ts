@@ -144,6 +144,18 @@ function describeType(value: unknown): string {
   return `a ${typeof value}`;
 }
 
+const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;
+
+function rfc3339Problem(value: unknown, path: string): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string') return `${path} must be an RFC 3339 time, got ${describeType(value)}`;
+  if (!RFC3339.test(value) || Number.isNaN(Date.parse(value))) {
+    const shown = value.length > 40 ? `${value.slice(0, 40)}...` : value;
+    return `${path} ${JSON.stringify(shown)} is not an RFC 3339 time (e.g. 2026-04-09T09:00:00Z)`;
+  }
+  return undefined;
+}
+
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
@@ -178,10 +190,24 @@ function containerStatusesProblem(value: unknown, path: string): string | undefi
       if (state === undefined) continue;
       if (!isObject(state)) return `${path}[${index}].${field} must be an object, got ${describeType(state)}`;
       const terminated = state.terminated;
+      if (isObject(state.running)) {
+        const problem = rfc3339Problem(
+          state.running.startedAt,
+          `${path}[${index}].${field}.running.startedAt`,
+        );
+        if (problem) return problem;
+      }
       if (terminated === undefined) continue;
       if (!isObject(terminated) || typeof terminated.exitCode !== 'number') {
         return `${path}[${index}].${field}.terminated.exitCode must be a number`;
       }
+      if (!Number.isSafeInteger(terminated.exitCode)) {
+        return `${path}[${index}].${field}.terminated.exitCode must be a whole number, got ${terminated.exitCode}`;
+      }
+      const problem =
+        rfc3339Problem(terminated.startedAt, `${path}[${index}].${field}.terminated.startedAt`) ??
+        rfc3339Problem(terminated.finishedAt, `${path}[${index}].${field}.terminated.finishedAt`);
+      if (problem) return problem;
     }
   }
   return undefined;
@@ -207,6 +233,10 @@ export function podShapeProblem(value: unknown): string | undefined {
       return `metadata.${field} must be a string, got ${describeType(text)}`;
     }
   }
+  const timeProblem =
+    rfc3339Problem(metadata.creationTimestamp, 'metadata.creationTimestamp') ??
+    rfc3339Problem(metadata.deletionTimestamp, 'metadata.deletionTimestamp');
+  if (timeProblem) return timeProblem;
   const mapProblem =
     stringMapProblem(metadata.labels, 'metadata.labels') ??
     stringMapProblem(metadata.annotations, 'metadata.annotations');
@@ -219,6 +249,19 @@ export function podShapeProblem(value: unknown): string | undefined {
     namedListProblem(spec.containers, 'spec.containers', true) ??
     namedListProblem(spec.initContainers, 'spec.initContainers', false);
   if (specProblem) return specProblem;
+  // Container names are unique in a pod (the API server enforces it): a copy would make "the main
+  // container" ambiguous.
+  const seen = new Set<string>();
+  for (const [list, path] of [
+    [spec.containers, 'spec.containers'],
+    [spec.initContainers ?? [], 'spec.initContainers'],
+  ] as const) {
+    for (const [index, container] of (list as Array<{ name: string }>).entries()) {
+      if (seen.has(container.name))
+        return `${path}[${index}].name ${JSON.stringify(container.name)} is used by another container of the pod`;
+      seen.add(container.name);
+    }
+  }
 
   const status = value.status;
   if (status === undefined) return undefined;
@@ -238,6 +281,11 @@ export function podShapeProblem(value: unknown): string | undefined {
       if (!isObject(condition) || typeof condition.type !== 'string') {
         return `status.conditions[${index}] must be an object with a string type`;
       }
+      const problem = rfc3339Problem(
+        condition.lastTransitionTime,
+        `status.conditions[${index}].lastTransitionTime`,
+      );
+      if (problem) return problem;
     }
   }
   return undefined;

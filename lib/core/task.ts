@@ -85,6 +85,30 @@ export interface Disruption {
   recreateIssuedAt?: number;
 }
 
+export interface DisruptionHint {
+  reason: string;
+  podUid?: string;
+  receivedAt: number;
+  recheckAt: number;
+  until: number;
+}
+
+/** A delete or create whose outcome is not audited yet (see `TaskRecord.intents`). */
+export interface ActionIntent {
+  kind: 'delete-pod' | 'create-pod';
+  at: number;
+  /** The audit entry's `what` (`delete-pod`, `reap:<rule>`, `create-pod`). */
+  what: string;
+  podName: string;
+  /** delete: the uid the delete is conditional on; create: the uid it replaces. */
+  podUid?: string;
+  /** create: the attempt the new pod carries. */
+  attempt?: number;
+  evidence: Evidence[];
+  /** delete by a reaper rule: the `Pod Reaped` event, owed once the pod is known deleted. */
+  announce?: OutboundEvent;
+}
+
 export interface ImagePullWait {
   since: number;
   deadline: number;
@@ -139,6 +163,18 @@ export interface TaskRecord {
   imagePull?: ImagePullWait;
   /** The orchestrator's own view, from `Task Instance Changed` (e.g. `running`, `success`, `failed`). */
   orchestratorState?: string;
+  /** The task was ended on the orchestrator's word alone: the reaper wants the pod to agree first. */
+  endedByOrchestrator?: boolean;
+  /**
+   * A newer try the orchestrator reported that no pod shows yet (more than one above the highest try
+   * seen): it counts once a pod of that try is seen, never on the report alone.
+   */
+  orchestratorClaim?: { tryNumber: number; state: string; at: number };
+  /**
+   * A disruption event the API server has not confirmed (yet): only a reason to re-read soon, until
+   * `until`; it never moves the task by itself.
+   */
+  disruptionHint?: DisruptionHint;
   /** Next time a timer must look at this task; undefined when nothing is pending. */
   dueAt?: number;
   history: Transition[];
@@ -147,6 +183,12 @@ export interface TaskRecord {
    * change that caused them, removed once the sink accepted them, so a crash cannot lose one.
    */
   outbox?: OutboundEvent[];
+  /**
+   * Deletes and creates decided and saved before they are performed, whose audit entry is still owed.
+   * Written with the decision (before acting) and cleared once the outcome is audited, so a failure
+   * in between leaves them for the next pass to settle: no delete or re-create goes unaudited.
+   */
+  intents?: ActionIntent[];
   /** Optimistic-locking version; 0 for a record not yet stored. */
   version: number;
 }

@@ -9,25 +9,28 @@ import software.amazon.dynamodb.services.local.server.DynamoDBProxyServer;
  * only. Its own launcher listens on every interface and has no host option, while the tests must
  * bind to loopback; so this sets the host on its Jetty connector before starting it.
  *
- * Usage: java -cp DynamoDBLocal.jar:DynamoDBLocal_lib/* DynamoDBLocalLoopback.java HOST PORT [DATA_DIR]
- * PORT 0 picks a free port. Without DATA_DIR the database lives in memory; with it, in one shared
- * file under DATA_DIR (any credentials and region see the same tables), kept across runs. Prints "LISTENING <port>" once it accepts connections, and exits when
+ * Usage: java -cp DynamoDBLocal.jar:DynamoDBLocal_lib/* DynamoDBLocalLoopback.java HOST PORT [DB_PATH]
+ * PORT 0 picks a free port. Without DB_PATH the database lives in memory; with it, in one shared
+ * file under DB_PATH (any credentials and region see the same tables), kept across runs. Prints "LISTENING <port>" once it accepts connections, and exits when
  * its stdin closes, so it dies with the test runner that spawned it even if that runner is killed.
  */
 public class DynamoDBLocalLoopback {
   public static void main(String[] args) throws Exception {
     if (args.length != 2 && args.length != 3) {
-      System.err.println("usage: DynamoDBLocalLoopback HOST PORT [DATA_DIR]");
+      System.err.println("usage: DynamoDBLocalLoopback HOST PORT [DB_PATH]");
       System.exit(2);
     }
     String host = args[0];
     int port = Integer.parseInt(args[1]);
-    // The -port value is replaced below; DynamoDB Local's argument parser rejects 0.
-    String[] storage =
-        args.length == 3 ? new String[] {"-dbPath", args[2], "-sharedDb"} : new String[] {"-inMemory"};
+    // With DB_PATH the tables live in files there, so a restarted engine finds them again (the
+    // fault tests restart it); without, in memory. The -port value is replaced below; DynamoDB
+    // Local's argument parser rejects 0.
+    String[] storage = args.length == 3 ? new String[] {"-dbPath", args[2], "-sharedDb"} : new String[] {"-inMemory"};
     String[] options = new String[storage.length + 3];
     System.arraycopy(storage, 0, options, 0, storage.length);
-    System.arraycopy(new String[] {"-disableTelemetry", "-port", "8000"}, 0, options, storage.length, 3);
+    options[storage.length] = "-disableTelemetry";
+    options[storage.length + 1] = "-port";
+    options[storage.length + 2] = "8000";
     DynamoDBProxyServer proxy = ServerRunner.createServerFromCommandLineArgs(options);
     Field serverField = DynamoDBProxyServer.class.getDeclaredField("server");
     serverField.setAccessible(true);

@@ -15,6 +15,18 @@ export interface DynamoDbLocal {
   /** http://127.0.0.1:<port> */
   endpoint: string;
   stop(): Promise<void>;
+  /**
+   * Starts the engine again on the same port after stop() (fault tests: DynamoDB restarting under
+   * a reconcile). With `dbPath` the tables and items are still there; in memory they are not.
+   */
+  startAgain(): Promise<void>;
+}
+
+export interface DynamoDbLocalOptions {
+  /** Keep tables in files under this directory instead of in memory, so they survive a restart. */
+  dbPath?: string;
+  /** The same as `dbPath` (the name `podwarden dev --data-dir` uses). */
+  dataDir?: string;
 }
 
 // The machine is shared with other builds: be patient, but never wait forever.
@@ -34,15 +46,24 @@ function dynamoDbLocalHome(): string {
   return join(libDir, newest);
 }
 
-export interface DynamoDbLocalOptions {
-  /**
-   * Keep the database in one file under this existing directory (shared by every credential and
-   * region), so it outlives the process; in memory when absent.
-   */
-  dataDir?: string;
+export async function startDynamoDbLocal(options: DynamoDbLocalOptions = {}): Promise<DynamoDbLocal> {
+  let java = await launch(0, options.dbPath ?? options.dataDir);
+  const port = java.port;
+  const endpoint = `http://127.0.0.1:${port}`;
+  return {
+    endpoint,
+    stop: () => stop(java.process),
+    startAgain: async () => {
+      await stop(java.process);
+      java = await launch(port, options.dbPath ?? options.dataDir);
+    },
+  };
 }
 
-export async function startDynamoDbLocal(options: DynamoDbLocalOptions = {}): Promise<DynamoDbLocal> {
+async function launch(
+  port: number,
+  dbPath: string | undefined,
+): Promise<{ process: ChildProcess; port: number }> {
   const home = dynamoDbLocalHome();
   const java = spawn(
     'java',
@@ -53,16 +74,15 @@ export async function startDynamoDbLocal(options: DynamoDbLocalOptions = {}): Pr
       [join(home, 'DynamoDBLocal.jar'), join(home, 'DynamoDBLocal_lib', '*')].join(delimiter),
       LAUNCHER,
       '127.0.0.1',
-      '0',
-      ...(options.dataDir !== undefined ? [options.dataDir] : []),
+      String(port),
+      ...(dbPath ? [dbPath] : []),
     ],
     { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, DDB_LOCAL_TELEMETRY: '0' } },
   );
   try {
-    const port = await waitForListening(java);
-    const endpoint = `http://127.0.0.1:${port}`;
-    await waitForReady(endpoint);
-    return { endpoint, stop: () => stop(java) };
+    const listening = await waitForListening(java);
+    await waitForReady(`http://127.0.0.1:${listening}`);
+    return { process: java, port: listening };
   } catch (error) {
     await stop(java);
     throw error;

@@ -41,6 +41,10 @@ export interface ControlPlane {
   nodeNames: string[];
   /** Stops every process of the control plane; safe to call more than once. */
   stop(): Promise<void>;
+  /** Stops the kube-apiserver alone (fault tests: the API server restarting under a reconcile). */
+  stopApiserver(): Promise<void>;
+  /** Starts the kube-apiserver again, same port, certificates and etcd, and waits for /readyz. */
+  startApiserver(): Promise<void>;
 }
 
 // TLS material for probing components the way a client would.
@@ -200,40 +204,54 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     });
     log(`etcd ready on ${etcdUrl} after ${Date.now() - started} ms`);
 
-    const apiserver = startComponent(
-      'kube-apiserver',
-      binaries.kubeApiserver,
-      [
-        `--etcd-servers=${etcdUrl}`,
-        '--bind-address=127.0.0.1',
-        '--advertise-address=127.0.0.1',
-        `--secure-port=${apiserverPort}`,
-        `--cert-dir=${dirs.pki}`,
-        `--tls-cert-file=${certs.serving.cert}`,
-        `--tls-private-key-file=${certs.serving.key}`,
-        `--client-ca-file=${certs.caCert}`,
-        '--service-cluster-ip-range=10.96.0.0/16',
-        '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
-        `--service-account-key-file=${certs.serviceAccountPublicKey}`,
-        `--service-account-signing-key-file=${certs.serviceAccountKey}`,
-        '--authorization-mode=RBAC',
-        // No controller-manager mints ServiceAccount tokens, and KWOK nodes carry no conditions
-        // the TaintNodesByCondition plugin should turn into taints; Priority resolves
-        // priorityClassName, which preemption needs.
-        '--disable-admission-plugins=ServiceAccount,TaintNodesByCondition',
-        '--enable-admission-plugins=Priority',
-        '--allow-privileged=true',
-        '--profiling=false',
-        '--v=1',
-      ],
-      join(dirs.logs, 'kube-apiserver.log'),
-    );
-    components.push(apiserver);
-    await waitReady(apiserver, 'its /readyz said ok', deadline, async () => {
-      const answer = await probeUrl(`${server}/readyz`, tls);
-      return answer.status === 200 && answer.body.trim() === 'ok';
-    });
+    const apiserverArgs = [
+      `--etcd-servers=${etcdUrl}`,
+      '--bind-address=127.0.0.1',
+      '--advertise-address=127.0.0.1',
+      `--secure-port=${apiserverPort}`,
+      `--cert-dir=${dirs.pki}`,
+      `--tls-cert-file=${certs.serving.cert}`,
+      `--tls-private-key-file=${certs.serving.key}`,
+      `--client-ca-file=${certs.caCert}`,
+      '--service-cluster-ip-range=10.96.0.0/16',
+      '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+      `--service-account-key-file=${certs.serviceAccountPublicKey}`,
+      `--service-account-signing-key-file=${certs.serviceAccountKey}`,
+      '--authorization-mode=RBAC',
+      // No controller-manager mints ServiceAccount tokens, and KWOK nodes carry no conditions
+      // the TaintNodesByCondition plugin should turn into taints; Priority resolves
+      // priorityClassName, which preemption needs.
+      '--disable-admission-plugins=ServiceAccount,TaintNodesByCondition',
+      '--enable-admission-plugins=Priority',
+      '--allow-privileged=true',
+      '--profiling=false',
+      '--v=1',
+    ];
+    const launchApiserver = async (until: number): Promise<Component> => {
+      const component = startComponent(
+        'kube-apiserver',
+        binaries.kubeApiserver,
+        apiserverArgs,
+        join(dirs.logs, 'kube-apiserver.log'),
+      );
+      components.push(component);
+      await waitReady(component, 'its /readyz said ok', until, async () => {
+        const answer = await probeUrl(`${server}/readyz`, tls);
+        return answer.status === 200 && answer.body.trim() === 'ok';
+      });
+      return component;
+    };
+    let apiserver = await launchApiserver(deadline);
     log(`kube-apiserver ready on ${server} after ${Date.now() - started} ms`);
+    const stopApiserver = async (): Promise<void> => {
+      await stopComponent(apiserver);
+      components.splice(components.indexOf(apiserver), 1);
+    };
+    const startApiserver = async (): Promise<void> => {
+      if (!apiserver.hasExited() && components.includes(apiserver)) return;
+      apiserver = await launchApiserver(Date.now() + (options.startTimeoutMs ?? 120_000));
+      log('kube-apiserver started again');
+    };
 
     const scheduler = startComponent(
       'kube-scheduler',
@@ -300,7 +318,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     });
     log(`control plane ready after ${Date.now() - started} ms (${server}, kubeconfig ${kubeconfigPath})`);
 
-    return { kubeconfigPath, server, workDir, nodeNames, stop };
+    return { kubeconfigPath, server, workDir, nodeNames, stop, stopApiserver, startApiserver };
   } catch (error) {
     // Keep the work dir: its logs explain the failure.
     await shutdown(false).catch(() => {});

@@ -146,7 +146,9 @@ export async function runReaperPass(deps: ReconcilerDeps, options: ReaperOptions
         const deletes = outcome.actions.filter((a) => a.kind === 'delete-pod').length;
         if (limited.dryRun && !deps.dryRun) result.deferred += deletes;
         else {
-          result.deleted += deletes;
+          // Counted as the cluster answered (a uid-precondition refusal deleted nothing); the per-pass
+          // limit counts every delete attempted.
+          result.deleted += outcome.deleted;
           deletesLeft -= deletes;
         }
       } catch (error) {

@@ -14,12 +14,14 @@ import type { Policy } from '../core/policy.ts';
 import {
   type AuditEntry,
   type Cluster,
+  type DeleteOutcome,
   type EventSink,
+  type KubeEvent,
   type TaskStore,
   VersionConflictError,
 } from '../core/ports.ts';
 import { type PerformedAction, type StoryEvent, storyOf } from '../core/story.ts';
-import type { ProfileName, TaskId, TaskRecord } from '../core/task.ts';
+import type { ActionIntent, ProfileName, TaskId, TaskRecord } from '../core/task.ts';
 
 export interface Logger {
   info(message: string, fields?: Record<string, unknown>): void;
@@ -58,9 +60,16 @@ export interface Target {
 export interface ReconcileResult {
   task?: TaskRecord;
   actions: Action[];
+  /** Pods the cluster answered it deleted: what happened, not what was planned (a uid refusal is not one). */
+  deleted: number;
   /** Why nothing was done, when nothing was. */
   skipped?: string;
 }
+
+/** An intent younger than this may belong to a handler still acting on it: it is not settled yet. */
+export const INTENT_SETTLE_AFTER_MS = 30_000;
+/** Intents kept per record at most (the oldest are settled first; a record never grows unbounded). */
+const MAX_INTENTS = 20;
 
 const MAX_CONFLICT_RETRIES = 5;
 
@@ -109,9 +118,12 @@ async function reconcileOnce(
     if (!record)
       return {
         actions: [],
+        deleted: 0,
         skipped: targetPod ? 'pod is not a managed task pod' : 'no task record and no pod',
       };
   }
+  // Deletes and creates an earlier pass performed (or not) but failed to audit: settle them first.
+  const settled = await settleIntents(deps, record, now);
   // The supervised pod, re-read (unless it is the one just read): the API server has the last word.
   const podName = record.podName || target.podName;
   const pod =
@@ -124,6 +136,16 @@ async function reconcileOnce(
   if (targetPod && targetPod !== pod) fresh.push({ type: 'pod-seen', pod: targetPod });
   if (pod) fresh.push({ type: 'pod-seen', pod });
   else if (podName) fresh.push({ type: 'pod-gone', podName });
+  // Events are hints: a disruption counts only as the API server has it, and a newer try the
+  // orchestrator reports counts once the API server shows a pod of it (folded in first).
+  const confirmed = await confirmDisruptions(deps, record, hints, pod);
+  const orchestratorAhead = hints.some(
+    (hint) => hint.type === 'orchestrator-task-changed' && hint.tryNumber > record.tryNumber,
+  );
+  const secondSource = orchestratorAhead
+    ? (await newerTryPods(deps, record)).map((pod) => ({ type: 'pod-seen' as const, pod }))
+    : [];
+  hints = [...secondSource, ...hints, ...confirmed];
   let decision = decideAll(record, [...hints, ...fresh], now, deps.policy);
   if (decision.actions.some((a) => a.kind === 'create-pod')) {
     // Just before a re-create, ask the API server whether the orchestrator has moved on to a newer
@@ -137,7 +159,156 @@ async function reconcileOnce(
         deps.policy,
       );
   }
-  return commit(deps, record, decision.task, decision.actions, now);
+  return commit(deps, record, decision.task, decision.actions, now, settled);
+}
+
+/**
+ * The API server's own copies of the disruption events the hints name (and of the one the record
+ * waits to confirm), as confirmed observations. Only events about the same pod uid count: a forged
+ * event, one of another cluster or of a pod long gone is never confirmed.
+ */
+async function confirmDisruptions(
+  deps: ReconcilerDeps,
+  record: TaskRecord,
+  hints: Observation[],
+  pod: Pod | undefined,
+): Promise<Observation[]> {
+  const wanted = new Map<string, { podName: string; reason: string; podUid: string | undefined }>();
+  for (const hint of hints) {
+    if (hint.type !== 'preempted-event' || hint.confirmed) continue;
+    const podUid = hint.podUid ?? record.podUid;
+    wanted.set(`${hint.podName}\u0000${hint.reason}`, { podName: hint.podName, reason: hint.reason, podUid });
+  }
+  const pending = record.disruptionHint;
+  if (pending && record.podName) {
+    const podUid = pending.podUid ?? record.podUid;
+    wanted.set(`${record.podName}\u0000${pending.reason}`, {
+      podName: record.podName,
+      reason: pending.reason,
+      podUid,
+    });
+  }
+  const confirmed: Observation[] = [];
+  for (const { podName, reason, podUid } of wanted.values()) {
+    // The pod's own DisruptionTarget condition, re-read just now, is confirmation enough.
+    if (pod?.metadata.name === podName && pod.metadata.uid === podUid && hasDisruptionTarget(pod)) continue;
+    const events = await deps.cluster.listEvents(
+      record.id.cluster,
+      record.id.namespace,
+      `involvedObject.name=${podName},reason=${reason}`,
+    );
+    const match = events.find((event) => confirmsDisruption(event, podName, reason, podUid));
+    if (!match) continue;
+    confirmed.push({
+      type: 'preempted-event',
+      podName,
+      ...(match.involvedObject.uid ? { podUid: match.involvedObject.uid } : {}),
+      reason: match.reason,
+      message: match.message,
+      at: eventTime(match) ?? deps.clock(),
+      confirmed: true,
+    });
+  }
+  return confirmed;
+}
+
+function confirmsDisruption(event: KubeEvent, podName: string, reason: string, podUid: string | undefined) {
+  const about = event.involvedObject;
+  if (about.kind !== undefined && about.kind !== 'Pod') return false;
+  if (about.name !== podName || event.reason !== reason) return false;
+  // Without a uid on either side, the name must do; with one, only the same pod counts.
+  return podUid === undefined || about.uid === podUid;
+}
+
+function hasDisruptionTarget(pod: Pod): boolean {
+  return (pod.status?.conditions ?? []).some(
+    (condition) => condition.type === 'DisruptionTarget' && condition.status === 'True',
+  );
+}
+
+function eventTime(event: KubeEvent): number | undefined {
+  const at = Date.parse(event.lastTimestamp ?? event.eventTime ?? event.firstTimestamp ?? '');
+  return Number.isNaN(at) ? undefined : at;
+}
+
+interface Settled {
+  audits: AuditEntry[];
+  events: OutboundEvent[];
+  /** Intents left as they were (too young to settle). */
+  kept: ActionIntent[];
+}
+
+/**
+ * Audits the intents an earlier pass saved but never marked done, from what the API server shows
+ * now: a delete whose pod (that uid) is gone, or a create whose attempt exists, happened.
+ */
+async function settleIntents(deps: ReconcilerDeps, record: TaskRecord, now: number): Promise<Settled> {
+  const settled: Settled = { audits: [], events: [], kept: [] };
+  for (const intent of record.intents ?? []) {
+    if (now - intent.at < INTENT_SETTLE_AFTER_MS) {
+      settled.kept.push(intent);
+      continue;
+    }
+    const pod = await deps.cluster.getPod(record.id.cluster, record.id.namespace, intent.podName);
+    let outcome: string;
+    let podUid = intent.podUid;
+    if (intent.kind === 'delete-pod') {
+      const gone = pod === undefined || pod.metadata.uid !== intent.podUid;
+      outcome = gone ? 'gone-after-interruption' : 'not-deleted-interrupted';
+      if (gone && intent.announce) settled.events.push(intent.announce);
+    } else {
+      const ours = pod?.metadata.labels?.[ATTEMPT_LABEL] === String(intent.attempt);
+      outcome = ours ? 'created-after-interruption' : 'not-created-interrupted';
+      if (ours) podUid = pod?.metadata.uid;
+    }
+    settled.audits.push({
+      at: intent.at,
+      what: intent.what,
+      podName: intent.podName,
+      ...(podUid ? { podUid } : {}),
+      actor: deps.actor,
+      outcome,
+      evidence: intent.evidence,
+    });
+    deps.log.warn('settled an action an earlier pass did not audit', {
+      task: record.id,
+      pod: intent.podName,
+      what: intent.what,
+      outcome,
+    });
+  }
+  return settled;
+}
+
+function intentKey(intent: ActionIntent): string {
+  return `${intent.kind}/${intent.podName}/${intent.podUid ?? ''}/${intent.attempt ?? ''}/${intent.at}`;
+}
+
+function intentOf(deps: ReconcilerDeps, action: Action): ActionIntent | undefined {
+  if (action.kind === 'delete-pod') {
+    const audit = deleteAudit(deps, action, 'intended');
+    return {
+      kind: 'delete-pod',
+      at: audit.at,
+      what: audit.what,
+      podName: action.podName,
+      podUid: action.uid,
+      evidence: audit.evidence,
+      ...(action.announce ? { announce: action.announce } : {}),
+    };
+  }
+  if (action.kind === 'create-pod') {
+    return {
+      kind: 'create-pod',
+      at: deps.clock(),
+      what: 'create-pod',
+      podName: action.podName,
+      ...(action.replacesUid ? { podUid: action.replacesUid } : {}),
+      attempt: action.attempt,
+      evidence: [createEvidence(deps, action)],
+    };
+  }
+  return undefined;
 }
 
 /** Live pods of the same task with a higher try number than the record's, newest last. */
@@ -179,13 +350,18 @@ export function taskLabelSelector(task: TaskRecord): string | undefined {
   return terms.join(',');
 }
 
-/** Saves the decided record (with its new events in the outbox), then performs the actions. */
+/**
+ * Saves the decided record, then performs the actions. The record is written first, with the new
+ * events in its outbox and every delete and create as an intent, so a failure anywhere after it
+ * loses neither an event nor an audit entry: the intents are settled by the next pass.
+ */
 async function commit(
   deps: ReconcilerDeps,
   before: TaskRecord,
   after: TaskRecord,
   actions: Action[],
   now: number,
+  settled: Settled = { audits: [], events: [], kept: before.intents ?? [] },
 ): Promise<ReconcileResult> {
   if (deps.dryRun) {
     // A dry run reports what it would delete and changes nothing else: no record, no event, no pod.
@@ -193,33 +369,66 @@ async function commit(
     for (const audit of audits)
       deps.log.info('would delete pod (dry run)', { task: before.id, pod: audit.podName });
     if (audits.length > 0) await deps.store.appendAudit(before.id, audits);
-    return { task: before, actions };
+    return { task: before, actions, deleted: 0 };
   }
-  const events = actions.flatMap((a) => (a.kind === 'emit' ? [a.event] : []));
+  if (settled.audits.length > 0) await deps.store.appendAudit(before.id, settled.audits);
+  const events = [...settled.events, ...actions.flatMap((a) => (a.kind === 'emit' ? [a.event] : []))];
   if (events.length > 0) after.outbox = [...(after.outbox ?? []), ...events];
+  const fresh = actions.flatMap((action) => {
+    const intent = intentOf(deps, action);
+    return intent ? [intent] : [];
+  });
+  const intents = [...settled.kept, ...fresh].slice(-MAX_INTENTS);
+  const decidedDueAt = after.dueAt;
+  if (intents.length > 0) {
+    after.intents = intents;
+    // Owed audit entries keep the task on the timer, even a finished one no event will bring back.
+    const settleAt = Math.min(...intents.map((intent) => intent.at + INTENT_SETTLE_AFTER_MS));
+    after.dueAt = Math.min(after.dueAt ?? settleAt, settleAt);
+  } else delete after.intents;
   let saved = after;
   if (before.version === 0 || JSON.stringify(before) !== JSON.stringify(after)) {
     saved = await deps.store.put(after, now);
   }
   const followUps: Observation[] = [];
   const audits: AuditEntry[] = [];
+  const announced: OutboundEvent[] = [];
+  let deleted = 0;
   const performed: PerformedAction[] = [];
   for (const action of actions) {
-    const { seen, done } = await perform(deps, saved, action, audits);
+    const { seen, done } = await perform(deps, saved, action, audits, (outcome) => {
+      if (action.kind !== 'delete-pod' || outcome !== 'deleted') return;
+      deleted++;
+      if (action.announce) announced.push(action.announce);
+    });
     performed.push(done);
     if (seen) followUps.push({ type: 'pod-seen', pod: seen });
   }
   if (audits.length > 0) await deps.store.appendAudit(saved.id, audits);
   await tellStory(deps, saved.id.cluster, storyOf(before, saved, performed, now, deps.policy));
+  const audited = new Set(fresh.map(intentKey));
+  const owed = (saved.intents ?? []).filter((intent) => !audited.has(intentKey(intent)));
+  if (announced.length > 0 || owed.length !== (saved.intents ?? []).length) {
+    // The outcomes are audited: the intents are done, and the deletes that happened are announced.
+    const done: TaskRecord = { ...saved, outbox: [...(saved.outbox ?? []), ...announced] };
+    if (done.outbox?.length === 0) delete done.outbox;
+    if (owed.length > 0) done.intents = owed;
+    else {
+      delete done.intents;
+      if (decidedDueAt === undefined) delete done.dueAt;
+      else done.dueAt = decidedDueAt;
+    }
+    saved = await deps.store.put(done, now);
+  }
   saved = await flushOutbox(deps, saved, now);
 
   // A pod just created is adopted at once (its uid recorded), instead of on the next event.
   if (followUps.length > 0) {
     const next = decideAll(saved, followUps, now, deps.policy);
     const result = await commit(deps, saved, next.task, next.actions, now);
-    return { task: result.task, actions: [...actions, ...result.actions] };
+    return { task: result.task, actions: [...actions, ...result.actions], deleted: deleted + result.deleted };
   }
-  return { task: saved, actions };
+  return { task: saved, actions, deleted };
 }
 
 /**
@@ -249,6 +458,7 @@ async function perform(
   task: TaskRecord,
   action: Action,
   audits: AuditEntry[],
+  onDelete: (outcome: DeleteOutcome) => void,
 ): Promise<{ seen?: Pod; done: PerformedAction }> {
   const { cluster } = task.id;
   switch (action.kind) {
@@ -269,14 +479,7 @@ async function perform(
         ...(pod?.metadata.uid ? { podUid: pod.metadata.uid } : {}),
         actor: deps.actor,
         outcome,
-        evidence: [
-          {
-            source: 'reconciler',
-            reason: `attempt ${action.attempt}`,
-            message: action.replacesUid ? `replaces uid ${action.replacesUid}` : 're-create',
-            at: deps.clock(),
-          },
-        ],
+        evidence: [createEvidence(deps, action)],
       });
       deps.log.info('re-created pod', {
         task: task.id,
@@ -293,6 +496,7 @@ async function perform(
         gracePeriodSeconds: action.gracePeriodSeconds,
       });
       audits.push(deleteAudit(deps, action, outcome));
+      onDelete(outcome);
       deps.log.info('deleted pod', {
         task: task.id,
         pod: action.podName,
@@ -318,6 +522,15 @@ async function perform(
     case 'emit':
       return { done: { action } }; // delivered from the outbox after the record is saved
   }
+}
+
+function createEvidence(deps: ReconcilerDeps, action: Extract<Action, { kind: 'create-pod' }>) {
+  return {
+    source: 'reconciler',
+    reason: `attempt ${action.attempt}`,
+    message: action.replacesUid ? `replaces uid ${action.replacesUid}` : 're-create',
+    at: deps.clock(),
+  };
 }
 
 function deleteAudit(

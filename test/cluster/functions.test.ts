@@ -197,6 +197,24 @@ function kubeEvent(pod: V1Pod, reason: string, message: string) {
   );
 }
 
+/** What the scheduler does on preemption: it writes the event on the API server, then the bridge forwards it. */
+async function serverKubeEvent(pod: V1Pod, reason: string, message: string) {
+  const { name, namespace: podNamespace, uid } = pod.metadata ?? {};
+  await core.createNamespacedEvent({
+    namespace: podNamespace ?? '',
+    body: {
+      metadata: { name: `${name}.${randomUUID().slice(0, 8)}` },
+      involvedObject: { kind: 'Pod', name, namespace: podNamespace, uid },
+      reason,
+      message,
+      type: 'Warning',
+      firstTimestamp: new Date(),
+      lastTimestamp: new Date(),
+    },
+  });
+  return kubeEvent(pod, reason, message);
+}
+
 function scheduled(handler: 'timer' | 'reaper') {
   const route = routes.find((candidate): candidate is ScheduleRoute => candidate.handler === handler);
   if (!route) throw new Error(`no schedule route for ${handler}`);
@@ -271,7 +289,7 @@ beforeAll(async () => {
       clusters: { [CLUSTER]: { kind: 'kubeconfig', path: inject('kubeconfigPath') } },
       allowedNamespaces: [namespace],
       // The design's durations, shortened so a test takes seconds; the logic is the same.
-      policy: { recreateBackoffBaseMs: 200, sidecarGraceMs: 0, reaperMinAgeMs: 0 },
+      policy: { recreateBackoffBaseMs: 200, sidecarGraceMs: 1_000, reaperMinAgeMs: 1_000 },
     }),
   });
   routes = routeTable(routeOptions(loadConfig(process.env)));
@@ -419,7 +437,11 @@ describe('seed 000 through the functions: preempted, then re-created by the time
       async () => (await readPodOrUndefined(kc, namespace, 'load-r4n8x2')) === undefined,
     );
     const preempted = await deliver(
-      kubeEvent(pod, 'Preempted', 'Preempted by pod 6b1f0c2e-kube-system/node-agent-x on node kwok-node-1'),
+      await serverKubeEvent(
+        pod,
+        'Preempted',
+        'Preempted by pod 6b1f0c2e-kube-system/node-agent-x on node kwok-node-1',
+      ),
     );
     expect(preempted).toMatchObject({ outcome: 'reconciled', state: 'Recovering' });
 
@@ -468,7 +490,11 @@ describe('kubernetes-event: a spent re-create budget', () => {
     const handler = instrument('kubernetes-event', (event) => handleKubernetesEvent(event, noBudget));
     const mark = jsonLines.length;
     const result = await handler(
-      kubeEvent(pod, 'Preempted', 'Preempted by pod kube-system/node-agent-q on node kwok-node-1'),
+      await serverKubeEvent(
+        pod,
+        'Preempted',
+        'Preempted by pod kube-system/node-agent-q on node kwok-node-1',
+      ),
       lambdaContext('kubernetes-event'),
     );
     expect(result).toMatchObject({ outcome: 'reconciled', state: 'Failed' });
@@ -580,7 +606,11 @@ describe('reaper', () => {
     return waitFor(`main container of ${name} terminated`, async () => {
       const pod = await readPodOrUndefined(kc, namespace, name);
       const main = pod?.status?.containerStatuses?.find((status) => status.name === 'base');
-      return main?.state?.terminated && pod?.status?.phase !== 'Succeeded' ? pod : undefined;
+      // Past the reaper's minimum age and the sidecar grace (1 s each here; zero is refused).
+      const pastGuards =
+        Date.now() - Date.parse(main?.state?.terminated?.finishedAt?.toString() ?? '') > 1_500 &&
+        Date.now() - Date.parse(pod?.metadata?.creationTimestamp?.toString() ?? '') > 1_500;
+      return main?.state?.terminated && pod?.status?.phase !== 'Succeeded' && pastGuards ? pod : undefined;
     });
   }
 

@@ -108,7 +108,20 @@ describe('the reconcile loop', () => {
     const target = { cluster: CLUSTER, namespace, profile: 'airflow-kpo' as const, podName: 'race-pod' };
     await reconcile(deps, target, []);
     const first = await readPodOrUndefined(kc, namespace, 'race-pod');
-    // The Preempted event arrives, then the pod is gone (grace 0: as after a real preemption).
+    // The scheduler writes a Preempted event, the bridge forwards it, then the pod is gone (grace 0:
+    // as after a real preemption). The reconciler reads the event back before it counts.
+    await core.createNamespacedEvent({
+      namespace,
+      body: {
+        metadata: { name: `race-pod.${Date.now()}` },
+        involvedObject: { kind: 'Pod', namespace, name: 'race-pod', uid: first?.metadata?.uid ?? '' },
+        reason: 'Preempted',
+        message: 'Preempted by pod d on node n',
+        type: 'Normal',
+        firstTimestamp: new Date(),
+        lastTimestamp: new Date(),
+      },
+    });
     const preempted = {
       type: 'preempted-event' as const,
       podName: 'race-pod',

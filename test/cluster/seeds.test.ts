@@ -51,7 +51,7 @@ beforeAll(async () => {
       goneGraceMs: 5_000,
       sidecarGraceMs: 2_000,
       finishedGraceMs: 2_000,
-      reaperMinAgeMs: 0,
+      reaperMinAgeMs: 1_000, // zero would switch the guard off, and is refused
       pullRecheckBaseMs: 1_000,
       pullRecheckCapMs: 2_000,
     }),

@@ -11,11 +11,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { METRIC, METRICS_NAMESPACE } from '../../functions/shared/metric-names.ts';
 import { PodwardenStack } from '../../infra/podwarden-stack.ts';
 import { FUNCTION_NAMES, type FunctionName, HANDLER_NAMES } from '../../lib/routes.ts';
+import { CA_DATA } from '../support/ca.ts';
 
 const NODE_24 = fileURLToPath(new URL('../../node_modules/.bin/node', import.meta.url));
-const CA_DATA = Buffer.from('-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n').toString(
-  'base64',
-);
 const CLUSTERS = {
   prod: {
     kind: 'eks' as const,

@@ -1,9 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ContextError, type ContextKey, stackPropsFromContext } from '../../infra/context.ts';
+import { CA_DATA } from '../support/ca.ts';
 
-const CA_DATA = Buffer.from('-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n').toString(
-  'base64',
-);
 const PROD = {
   kind: 'eks',
   clusterName: 'prod',

@@ -12,11 +12,9 @@ import type { ClusterConnection } from '../../lib/cluster/connections.ts';
 import { ConfigError, ENV, loadConfig } from '../../lib/config.ts';
 import { FUNCTION_NAMES, HANDLER_NAMES } from '../../lib/routes.ts';
 import { TTL_ATTRIBUTE, tableDefinition } from '../../lib/store/schema.ts';
+import { CA_DATA } from '../support/ca.ts';
 
 // Only the PEM armour matters: the CA is parsed when a TLS connection is made, never here.
-const CA_DATA = Buffer.from('-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n').toString(
-  'base64',
-);
 const CLUSTERS: Record<string, ClusterConnection> = {
   prod: {
     kind: 'eks',
@@ -85,7 +83,21 @@ describe('table', () => {
 describe('rules', () => {
   it('has one rule per route, and nothing else', () => {
     expect(stack.routes.map((route) => route.id)).toContain('exporter-kubernetes-event');
-    template.resourceCountIs('AWS::Events::Rule', stack.routes.length);
+    // Plus the rule that keeps rejected events (issue 9).
+    template.resourceCountIs('AWS::Events::Rule', stack.routes.length + 1);
+  });
+
+  it('keeps every rejected event, with its problem, on a queue of its own', () => {
+    template.hasResourceProperties('AWS::Events::Rule', {
+      EventBusName: { Ref: logicalId(stack.eventBus as never) },
+      EventPattern: { source: ['podwarden'], 'detail-type': ['Event Rejected'] },
+      Targets: [Match.objectLike({ Arn: { 'Fn::GetAtt': [logicalId(stack.rejectedEventsQueue), 'Arn'] } })],
+    });
+    expect(resources[logicalId(stack.rejectedEventsQueue)]?.Properties.MessageRetentionPeriod).toBe(
+      1_209_600,
+    );
+    // EventBridge may send to it: the queue policy the target adds.
+    expect(JSON.stringify(ofType('AWS::SQS::QueuePolicy'))).toContain('events.amazonaws.com');
   });
 
   it('gives each event route its pattern on the bus, targeting its handler with a DLQ', () => {
@@ -138,7 +150,7 @@ describe('rules', () => {
     const existing = synth({ ...PROPS, eventBusName: 'shared-bus' }, 'ExistingBus').template;
     existing.resourceCountIs('AWS::Events::EventBus', 0);
     const rules = Object.values(existing.findResources('AWS::Events::Rule'));
-    expect(rules.filter((rule) => rule.Properties.EventBusName === 'shared-bus')).toHaveLength(4);
+    expect(rules.filter((rule) => rule.Properties.EventBusName === 'shared-bus')).toHaveLength(5);
   });
 });
 
@@ -318,8 +330,9 @@ describe('alarms', () => {
       ...Object.values(stack.functions).map((fn) => fn.deadLetterQueue),
       ...Object.values(stack.ruleDeadLetterQueues),
     ];
-    // Every queue is a DLQ but the check queue itself (its age has an alarm of its own).
-    expect(queues).toHaveLength(ofType('AWS::SQS::Queue').length - 1);
+    // Every queue is a DLQ but the check queue itself (its age has an alarm of its own) and the
+    // rejected-events queue, watched by MalformedEventsAlarm instead (every message is one).
+    expect(queues).toHaveLength(ofType('AWS::SQS::Queue').length - 2);
     for (const queue of queues) {
       template.hasResourceProperties('AWS::CloudWatch::Alarm', {
         Namespace: 'AWS/SQS',

@@ -143,7 +143,7 @@ describe('parseBridgeConfig', () => {
       '--eventbridge-endpoint (or PODWARDEN_EVENTBRIDGE_ENDPOINT) "ftp://x" is not an http(s) URL',
       'namespace "Bad_NS" is not a valid namespace name',
       'profile "cronjob" is unknown (known: airflow-kpo, generic)',
-      '--lease-duration (or PODWARDEN_LEASE_DURATION) "soon" is not a positive duration (e.g. 500ms, 15s, 2m)',
+      '--lease-duration (or PODWARDEN_LEASE_DURATION) "soon" is not a positive duration up to 366 days (e.g. 500ms, 15s, 2m)',
       '--metrics-port (or PODWARDEN_METRICS_PORT) "99999" is not a port number (0-65535)',
       '--log-level (or PODWARDEN_LOG_LEVEL) "loud" is not one of debug, info, warn, error',
     ]);

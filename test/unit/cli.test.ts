@@ -142,7 +142,7 @@ describe('podwarden explain', { timeout: TIMEOUT }, () => {
     [['--file', 'x', '--now', 'yesterday'], 'podwarden explain: --now "yesterday" is not an RFC 3339 time\n'],
     [
       ['--file', 'x', '--sidecar-grace', 'soon'],
-      'podwarden explain: --sidecar-grace "soon" is not a duration like 90s, 5m or 1h\n',
+      'podwarden explain: --sidecar-grace "soon" is not a duration from 1s to 30 days like 90s, 5m or 1h\n',
     ],
   ])('exits 2 for %j, naming the problem', async (args, message) => {
     const result = await runCli(['explain', ...args]);

@@ -20,11 +20,8 @@ import {
 import { KubeCluster } from '../../lib/cluster/kube-cluster.ts';
 import { backoffDelay, withRetries } from '../../lib/cluster/retry.ts';
 import { ClusterError } from '../../lib/core/ports.ts';
+import { CA_DATA } from '../support/ca.ts';
 
-// Only the PEM armour matters here: the CA is parsed when a TLS connection is made, never in these tests.
-const CA_DATA = Buffer.from('-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n').toString(
-  'base64',
-);
 const EKS = {
   kind: 'eks',
   clusterName: 'prod-eu',

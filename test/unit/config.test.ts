@@ -10,11 +10,9 @@ import {
   routeOptions,
 } from '../../lib/config.ts';
 import { DEFAULT_POLICY } from '../../lib/core/policy.ts';
+import { CA_DATA } from '../support/ca.ts';
 
 // Only the PEM armour matters: the CA is parsed when a TLS connection is made, never here.
-const CA_DATA = Buffer.from('-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n').toString(
-  'base64',
-);
 const PROD = {
   kind: 'eks' as const,
   clusterName: 'prod-eu',

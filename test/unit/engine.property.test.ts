@@ -18,6 +18,8 @@ const policy = makePolicy();
 type Step =
   | { kind: 'advance'; ms: number }
   | { kind: 'preempt' }
+  /** A `Preempted` event the API server never wrote (a bridge bug, a replay, another cluster's). */
+  | { kind: 'forged-preempt' }
   | { kind: 'finish-deletion' }
   | { kind: 'delete-external' }
   | { kind: 'start' }
@@ -34,6 +36,7 @@ type Step =
 const stepArb: fc.Arbitrary<Step> = fc.oneof(
   fc.record({ kind: fc.constant('advance' as const), ms: fc.integer({ min: 500, max: 400_000 }) }),
   fc.constant({ kind: 'preempt' as const }),
+  fc.constant({ kind: 'forged-preempt' as const }),
   fc.constant({ kind: 'finish-deletion' as const }),
   fc.constant({ kind: 'delete-external' as const }),
   fc.constant({ kind: 'start' as const }),
@@ -67,6 +70,8 @@ class World {
   task: TaskRecord;
   createsPerTry = new Map<number, number>();
   violations: string[] = [];
+  /** The disruption events the API server holds, by pod uid: what the reconciler reads back. */
+  serverEvents = new Map<string, Extract<Observation, { type: 'preempted-event' }>>();
   /** A protected pod and a foreign pod always in the listing: the reaper must never delete them. */
   bystanders: Pod[];
 
@@ -127,17 +132,33 @@ class World {
         });
         {
           const m = this.current();
-          if (m)
-            this.queue.push({
-              type: 'preempted-event',
+          if (m) {
+            const event = {
+              type: 'preempted-event' as const,
               podName: m.pod.metadata.name ?? '',
               podUid: m.pod.metadata.uid ?? '',
               reason: 'Preempted',
               message: 'Preempted by pod x on node y',
               at: this.now,
-            });
+            };
+            this.serverEvents.set(event.podUid, event);
+            this.queue.push(event);
+          }
         }
         return;
+      case 'forged-preempt': {
+        const m = this.current();
+        if (m)
+          this.queue.push({
+            type: 'preempted-event',
+            podName: m.pod.metadata.name ?? '',
+            podUid: m.pod.metadata.uid ?? '',
+            reason: 'Preempted',
+            message: 'forged',
+            at: this.now,
+          });
+        return;
+      }
       case 'finish-deletion':
       case 'delete-external': {
         const m = this.current();
@@ -215,7 +236,18 @@ class World {
   }
 
   /** What a handler does: hints first, then the freshly re-read pod. */
-  handle(hints: Observation[]): void {
+  handle(received: Observation[]): void {
+    // As the reconciler does: a disruption event counts only as read back from the API server.
+    const readBack = (uid: string | undefined): Observation[] => {
+      const onServer = uid === undefined ? undefined : this.serverEvents.get(uid);
+      return onServer ? [{ ...onServer, confirmed: true }] : [];
+    };
+    const hints = [
+      ...received.flatMap((hint) =>
+        hint.type === 'preempted-event' ? [hint, ...readBack(hint.podUid)] : [hint],
+      ),
+      ...readBack(this.task.disruptionHint?.podUid),
+    ];
     const name = this.task.podName;
     const live = this.pods.get(name);
     const fresh: Observation = live
@@ -243,6 +275,9 @@ class World {
   }
 
   apply(decision: { task: TaskRecord; actions: Action[] }): void {
+    const disruptedUid = decision.task.disruption?.podUid;
+    if (disruptedUid !== undefined && !this.serverEvents.has(disruptedUid))
+      this.violations.push(`Recovering for pod ${disruptedUid}, which was never disrupted`);
     this.task = decision.task;
     const followUps: Observation[] = [];
     for (const action of decision.actions) {

@@ -16,7 +16,13 @@ function start(pod = kpoPod({ main: running() }), now = T0): TaskRecord {
 }
 
 const kinds = (actions: Action[]) =>
-  actions.map((a) => (a.kind === 'emit' ? `emit:${a.event.type}` : a.kind));
+  actions.flatMap((a) =>
+    a.kind === 'emit'
+      ? [`emit:${a.event.type}`]
+      : a.kind === 'delete-pod' && a.announce
+        ? [a.kind, `emit:${a.announce.type}`] // announced once the cluster confirms the delete
+        : [a.kind],
+  );
 const creates = (actions: Action[]) => actions.filter((a) => a.kind === 'create-pod');
 
 describe('seed 000: a preempted pod is re-created with the same name', () => {
@@ -114,6 +120,7 @@ describe('seed 000: a preempted pod is re-created with the same name', () => {
       reason: 'Preempted',
       message: 'Preempted by pod x on node y',
       at: T0 + 9 * S,
+      confirmed: true, // read back from the API server by the reconciler
     };
     const d = decideAll(task, [event, { type: 'pod-gone', podName: 'load-abc123' }], T0 + 11 * S, policy);
     expect(d.task.state).toBe('Recovering');
@@ -235,9 +242,36 @@ describe('seed 001: zombie pods', () => {
       policy,
     ).task;
     expect(task.state).toBe('Failed');
-    d = decide(task, { type: 'reaper-scan', pods: [current] }, now + policy.finishedGraceMs - 1, policy);
-    expect(d.actions.filter((a) => a.kind === 'delete-pod')).toHaveLength(0);
+    // The orchestrator's word alone never deletes a pod whose own state says it is still working.
     d = decide(task, { type: 'reaper-scan', pods: [current] }, now + policy.finishedGraceMs, policy);
+    expect(d.actions.filter((a) => a.kind === 'delete-pod')).toHaveLength(0);
+    // Once the pod agrees (its main container ended, a sidecar keeps it alive), it goes.
+    const ended = kpoPod({
+      name: 'load-try2',
+      uid: 'u2',
+      tryNumber: 2,
+      main: terminated(1, now),
+      sidecar: running(),
+    });
+    d = decide(task, { type: 'reaper-scan', pods: [ended] }, now + policy.finishedGraceMs, policy);
+    expect(d.actions).toContainEqual(
+      expect.objectContaining({ kind: 'delete-pod', podName: 'load-try2', rule: 'sidecar-zombie' }),
+    );
+    // A Podwarden-ended task (from the pod's own state) is reaped by the finished-task rule.
+    const deadline = decide(
+      start(kpoPod({ name: 'load-try2', uid: 'u2', tryNumber: 2, phase: 'Pending' }), T0),
+      { type: 'timer-fired' },
+      T0 + policy.startupDeadlineMs,
+      policy,
+    ).task;
+    expect(deadline).toMatchObject({ state: 'Failed', cause: 'StartupDeadline' });
+    const stuck = kpoPod({ name: 'load-try2', uid: 'u2', tryNumber: 2, phase: 'Pending' });
+    d = decide(
+      deadline,
+      { type: 'reaper-scan', pods: [stuck] },
+      T0 + policy.startupDeadlineMs + policy.finishedGraceMs,
+      policy,
+    );
     expect(d.actions).toContainEqual(
       expect.objectContaining({ kind: 'delete-pod', podName: 'load-try2', rule: 'finished-task' }),
     );

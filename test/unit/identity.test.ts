@@ -392,7 +392,7 @@ describe('readOverrides', () => {
     expect(overrides).toEqual({ recreate: 'always', protect: true });
     expect(problems).toEqual([
       'annotation podwarden.io/recreate="sometimes" is not one of always, before-start, never; using always',
-      'annotation podwarden.io/pull-deadline="soon" is not a duration like 90s, 15m or 2h; using the policy default',
+      'annotation podwarden.io/pull-deadline="soon" is not a duration from 1s to 30 days like 90s, 15m or 2h; ignored, the policy default applies',
       'annotation podwarden.io/protect="yes" is not true or false; treating the pod as protected',
     ]);
   });
