@@ -8,6 +8,7 @@ typo never silently turns a behaviour off.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
@@ -140,7 +141,16 @@ def load_settings() -> Settings:
     """The ``[podwarden]`` section as Airflow's configuration has it (files and environment)."""
     from airflow.configuration import conf
 
-    # getsection merges the files and AIRFLOW__PODWARDEN__* variables (and converts some values,
-    # hence str()).
-    section = conf.getsection(SECTION) or {}
-    return parse_settings({key.lower(): str(value) for key, value in section.items()})
+    values = {key: str(conf.get(SECTION, key)) for key in _PARSERS if conf.has_option(SECTION, key)}
+    # Keys nobody reads are refused too (a typo must not silently leave a default in force):
+    # the files' keys, and the AIRFLOW__PODWARDEN__* variables.
+    prefix = f"AIRFLOW__{SECTION.upper()}__"
+    present = {key.lower() for key in (conf.getsection(SECTION) or {})}
+    present |= {
+        name[len(prefix) :].lower().removesuffix("_cmd").removesuffix("_secret")
+        for name in os.environ
+        if name.startswith(prefix)
+    }
+    for key in present - set(_PARSERS):
+        values[key] = ""
+    return parse_settings(values)
