@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { IsomorphicFetchHttpLibrary, type KubeConfig, RequestContext } from '@kubernetes/client-node';
 import type { Pod } from '../core/pod.ts';
@@ -8,6 +9,7 @@ import {
   type KubeEvent,
   type ListPodsOptions,
 } from '../core/ports.ts';
+import type { StoryEvent } from '../core/story.ts';
 import { type ClusterConnection, type KubeConfigDeps, kubeConfigFor } from './connections.ts';
 import {
   clusterErrorFromResponse,
@@ -172,6 +174,48 @@ export class KubeCluster implements Cluster {
       fieldSelector,
     });
     return items.map((item) => toKubeEvent(item as WireEvent, namespace));
+  }
+
+  async createEvent(cluster: string, event: StoryEvent, reporter: string): Promise<'created' | 'exists'> {
+    const name = storyEventName(event);
+    const target: KubeRequestTarget = {
+      cluster,
+      verb: 'create',
+      resource: 'events',
+      namespace: event.namespace,
+      name,
+    };
+    checkNamespace(target, event.namespace);
+    checkName(target, event.podName);
+    const at = new Date(event.at).toISOString().replace(/\.\d{3}Z$/, 'Z');
+    // The core/v1 form with first/last timestamps (not eventTime): `kubectl describe` and every
+    // client-go reader show it, and it needs no series bookkeeping.
+    const body = {
+      apiVersion: 'v1',
+      kind: 'Event',
+      metadata: { name, namespace: event.namespace, annotations: event.annotations },
+      involvedObject: {
+        kind: 'Pod',
+        apiVersion: 'v1',
+        namespace: event.namespace,
+        name: event.podName,
+        ...(event.podUid ? { uid: event.podUid } : {}),
+      },
+      reason: event.reason,
+      message: event.message.slice(0, MAX_EVENT_MESSAGE),
+      type: event.type,
+      source: { component: STORY_SOURCE_COMPONENT },
+      reportingComponent: STORY_REPORTING_COMPONENT,
+      reportingInstance: reporter.slice(0, 128),
+      firstTimestamp: at,
+      lastTimestamp: at,
+      count: 1,
+    };
+    const path = `/api/v1/namespaces/${encodeURIComponent(event.namespace)}/events`;
+    const response = await this.#request(target, 'POST', path, undefined, body);
+    if (response.status === 409) return 'exists';
+    this.#expectOk(target, response);
+    return 'created';
   }
 
   async #list(
@@ -374,6 +418,18 @@ function checkName(target: KubeRequestTarget, name: string): void {
       `${describeTarget(target)}: ${JSON.stringify(name)} is not a valid pod name`,
     );
   }
+}
+
+/** `source.component` of every Event Podwarden writes; the Airflow package selects on it. */
+export const STORY_SOURCE_COMPONENT = 'podwarden';
+export const STORY_REPORTING_COMPONENT = 'podwarden.io/podwarden';
+// The API server refuses longer event messages (1 KiB in events.k8s.io; keep the same bound here).
+const MAX_EVENT_MESSAGE = 1024;
+
+/** `<pod>.pw-<16 hex of the story key>`: deterministic, so a repeated write answers 409. */
+export function storyEventName(event: StoryEvent): string {
+  const digest = createHash('sha256').update(event.key).digest('hex').slice(0, 16);
+  return `${event.podName.slice(0, 253 - 20)}.pw-${digest}`;
 }
 
 interface WireEvent {

@@ -1,5 +1,6 @@
 import type { OutboundEvent } from './action.ts';
 import type { Pod } from './pod.ts';
+import type { StoryEvent } from './story.ts';
 import type { Evidence, TaskId, TaskRecord } from './task.ts';
 
 /** One line of a task's audit trail: every delete and re-create writes one. */
@@ -105,6 +106,11 @@ export interface Cluster {
   /** Every page (the adapter follows `continue`). */
   listPods(cluster: string, options: ListPodsOptions): Promise<Pod[]>;
   listEvents(cluster: string, namespace: string, fieldSelector: string): Promise<KubeEvent[]>;
+  /**
+   * Writes one of Podwarden's Events on a pod, named from `event.key`: writing the same key again
+   * answers `exists`, which counts as done. `reporter` is the acting instance (the audit's actor).
+   */
+  createEvent(cluster: string, event: StoryEvent, reporter: string): Promise<'created' | 'exists'>;
 }
 
 export interface EventSink {

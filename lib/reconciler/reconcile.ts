@@ -18,6 +18,7 @@ import {
   type TaskStore,
   VersionConflictError,
 } from '../core/ports.ts';
+import { type PerformedAction, type StoryEvent, storyOf } from '../core/story.ts';
 import type { ProfileName, TaskId, TaskRecord } from '../core/task.ts';
 
 export interface Logger {
@@ -202,11 +203,14 @@ async function commit(
   }
   const followUps: Observation[] = [];
   const audits: AuditEntry[] = [];
+  const performed: PerformedAction[] = [];
   for (const action of actions) {
-    const seen = await perform(deps, saved, action, audits);
+    const { seen, done } = await perform(deps, saved, action, audits);
+    performed.push(done);
     if (seen) followUps.push({ type: 'pod-seen', pod: seen });
   }
   if (audits.length > 0) await deps.store.appendAudit(saved.id, audits);
+  await tellStory(deps, saved.id.cluster, storyOf(before, saved, performed, now, deps.policy));
   saved = await flushOutbox(deps, saved, now);
 
   // A pod just created is adopted at once (its uid recorded), instead of on the next event.
@@ -218,13 +222,34 @@ async function commit(
   return { task: saved, actions };
 }
 
-/** Performs one action; returns a pod to fold back in when the action revealed one. */
+/**
+ * Writes the decision's Events on the pod. They are the orchestrator's and the operator's view, not
+ * the truth (the record is): a failed write is logged and left to the next reconcile, which
+ * re-asserts what still holds, and never fails this one.
+ */
+async function tellStory(deps: ReconcilerDeps, cluster: string, story: StoryEvent[]): Promise<void> {
+  for (const event of story) {
+    try {
+      const outcome = await deps.cluster.createEvent(cluster, event, deps.actor);
+      if (outcome === 'created')
+        deps.log.info('told the pod', { pod: event.podName, reason: event.reason, message: event.message });
+    } catch (error) {
+      deps.log.warn('could not write an Event on the pod', {
+        pod: event.podName,
+        reason: event.reason,
+        error: String(error),
+      });
+    }
+  }
+}
+
+/** Performs one action; returns what the cluster answered, and a pod to fold back in if one was revealed. */
 async function perform(
   deps: ReconcilerDeps,
   task: TaskRecord,
   action: Action,
   audits: AuditEntry[],
-): Promise<Pod | undefined> {
+): Promise<{ seen?: Pod; done: PerformedAction }> {
   const { cluster } = task.id;
   switch (action.kind) {
     case 'create-pod': {
@@ -259,7 +284,8 @@ async function perform(
         attempt: action.attempt,
         outcome,
       });
-      return pod;
+      const uid = pod?.metadata.uid;
+      return { ...(pod ? { seen: pod } : {}), done: { action, outcome, ...(uid ? { uid } : {}) } };
     }
     case 'delete-pod': {
       const outcome = await deps.cluster.deletePod(cluster, action.namespace, action.podName, {
@@ -274,7 +300,7 @@ async function perform(
         outcome,
         why: action.why,
       });
-      return undefined;
+      return { done: { action, outcome } };
     }
     case 'audit':
       audits.push({
@@ -285,12 +311,12 @@ async function perform(
         actor: deps.actor,
         evidence: action.evidence,
       });
-      return undefined;
+      return { done: { action } };
     case 'schedule-check':
       await deps.scheduler?.schedule(task.id, action.at);
-      return undefined;
+      return { done: { action } };
     case 'emit':
-      return undefined; // delivered from the outbox after the record is saved
+      return { done: { action } }; // delivered from the outbox after the record is saved
   }
 }
 

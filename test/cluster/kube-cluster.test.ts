@@ -4,9 +4,10 @@ import { randomUUID } from 'node:crypto';
 import { CoreV1Api, KubeConfig, RbacAuthorizationV1Api, type V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parseClusterConnections } from '../../lib/cluster/connections.ts';
-import { KubeCluster, type KubeClusterOptions } from '../../lib/cluster/kube-cluster.ts';
+import { KubeCluster, type KubeClusterOptions, storyEventName } from '../../lib/cluster/kube-cluster.ts';
 import type { Pod } from '../../lib/core/pod.ts';
 import { ClusterError } from '../../lib/core/ports.ts';
+import type { StoryEvent } from '../../lib/core/story.ts';
 import { type KubeFaultProxy, startKubeFaultProxy } from '../support/kube-fault-proxy.ts';
 import { createTestNamespace, loadTestKubeConfig, taskPod, waitFor } from './support.ts';
 
@@ -243,6 +244,44 @@ describe('events', () => {
     });
     expect(scheduled[0]?.message).toMatch(/Successfully assigned .*\/evt to /);
     expect(scheduled[0]?.involvedObject.uid).toBe(pod.metadata.uid);
+  });
+});
+
+describe('the events Podwarden writes on a pod', () => {
+  it('writes a story event once per key, read back with its annotations as kubectl shows it', async () => {
+    const pod = await created('story');
+    const event: StoryEvent = {
+      namespace,
+      podName: 'story',
+      podUid: pod.metadata.uid ?? '',
+      reason: 'RecreatePending',
+      type: 'Normal',
+      message: 'pod was disrupted; re-creating it as attempt 2',
+      at: Date.UTC(2026, 10, 30, 12, 0, 0, 123),
+      annotations: { 'podwarden.io/due-at': '2026-11-30T12:00:02.123Z', 'podwarden.io/next-attempt': '2' },
+      key: `recreate-pending/${pod.metadata.uid}/2/gone`,
+    };
+    expect(await cluster.createEvent('local', event, 'test:kube-cluster')).toBe('created');
+    expect(await cluster.createEvent('local', { ...event, at: event.at + 5_000 }, 'test:kube-cluster')).toBe(
+      'exists',
+    );
+    const { items } = await core.listNamespacedEvent({
+      namespace,
+      fieldSelector: 'involvedObject.name=story',
+    });
+    const ours = items.filter((e) => e.source?.component === 'podwarden');
+    expect(ours).toHaveLength(1);
+    expect(ours[0]).toMatchObject({
+      metadata: { name: storyEventName(event), annotations: event.annotations },
+      involvedObject: { kind: 'Pod', name: 'story', namespace, uid: pod.metadata.uid },
+      reason: 'RecreatePending',
+      type: 'Normal',
+      message: event.message,
+      reportingComponent: 'podwarden.io/podwarden',
+      reportingInstance: 'test:kube-cluster',
+      count: 1,
+    });
+    expect(ours[0]?.firstTimestamp?.toISOString()).toBe('2026-11-30T12:00:00.000Z');
   });
 });
 

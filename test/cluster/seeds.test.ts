@@ -4,7 +4,7 @@
  * cluster adapter. Only the transport is local (lib/local/poller.ts lists what the bridge would
  * forward); the outbound sink is an in-memory list, as Podwarden's own EventSink port allows.
  */
-import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, type CoreV1Event, type V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KubeCluster } from '../../lib/cluster/kube-cluster.ts';
 import type { OutboundEvent } from '../../lib/core/action.ts';
@@ -103,6 +103,15 @@ function taskWhen(
 const eventsOf = (type: OutboundEvent['type'], taskId: string) =>
   emitted.filter((e) => e.type === type && e.task.key === taskKey(taskId).key);
 
+/** The Events Podwarden wrote on a pod, read back from the API server as the Airflow side reads them. */
+async function storyOn(podName: string): Promise<CoreV1Event[]> {
+  const { items } = await core.listNamespacedEvent({
+    namespace,
+    fieldSelector: `involvedObject.name=${podName}`,
+  });
+  return items.filter((e) => e.source?.component === 'podwarden');
+}
+
 describe('seed 000: a preempted task pod comes back under the same name', () => {
   it('re-creates the pod after the scheduler preempts it for a daemon, and follows it to Running', async () => {
     const nodeName = `seeds-${namespace}`;
@@ -153,6 +162,23 @@ describe('seed 000: a preempted task pod comes back under the same name', () => 
       podUid: recovered.podUid,
     });
     expect(recovered.history.map((h) => h.to)).toContain('Recovering');
+    // The pod's story, as `kubectl describe pod` and the Airflow package read it.
+    const story = await storyOn('load-vqfekgln');
+    const pending = story.filter((e) => e.reason === 'RecreatePending');
+    expect(pending.length).toBeGreaterThanOrEqual(1);
+    expect(pending.every((e) => e.involvedObject.uid === victim.metadata?.uid)).toBe(true);
+    expect(pending.map((e) => e.metadata.annotations?.['podwarden.io/next-attempt'])).toContain('2');
+    expect(Date.parse(pending.at(-1)?.metadata.annotations?.['podwarden.io/due-at'] ?? '')).toBeGreaterThan(
+      0,
+    );
+    const recreated = story.filter((e) => e.reason === 'Recreated');
+    expect(recreated).toHaveLength(1);
+    expect(recreated[0]?.involvedObject.uid).toBe(recovered.podUid);
+    expect(recreated[0]?.metadata.annotations).toMatchObject({
+      'podwarden.io/new-uid': recovered.podUid,
+      'podwarden.io/replaces-uid': victim.metadata?.uid,
+      'podwarden.io/attempt': '2',
+    });
 
     // Once the daemon's place frees up, the re-created pod runs and Podwarden follows it.
     await core.deleteNamespacedPod({ namespace, name: daemon.metadata?.name ?? '', gracePeriodSeconds: 0 });
@@ -186,6 +212,13 @@ describe('seed 001: zombie pods', () => {
     expect(eventsOf('Pod Reaped', 'zombie')[0]).toMatchObject({
       rule: 'sidecar-zombie',
       podName: 'zombie-kpo-task-1',
+    });
+    const reaped = (await storyOn('zombie-kpo-task-1')).filter((e) => e.reason === 'Reaped');
+    expect(reaped).toHaveLength(1);
+    expect(reaped[0]?.involvedObject.uid).toBe(zombie.metadata?.uid);
+    expect(reaped[0]?.metadata.annotations).toMatchObject({
+      'podwarden.io/rule': 'sidecar-zombie',
+      'podwarden.io/exit-code': '0',
     });
   });
 
@@ -228,6 +261,12 @@ describe('seed 002: image pulls', () => {
     const waiting = await taskWhen('pull', 'waiting for its image', (t) => t.state === 'WaitingForImage');
     expect(waiting.imagePull?.evidence.message).toMatch(/pull QPS exceeded/);
     expect(eventsOf('Image Pull Waiting', 'pull')).toHaveLength(1);
+    const told = (await storyOn('pull-rate-limited')).filter((e) => e.reason === 'ImagePullWaiting');
+    expect(told).toHaveLength(1);
+    expect(told[0]?.metadata.annotations).toMatchObject({
+      'podwarden.io/classification': 'transient',
+      'podwarden.io/deadline': new Date(waiting.imagePull?.deadline ?? 0).toISOString(),
+    });
     const running = await taskWhen('pull', 'running after the pull cleared', (t) => t.state === 'Running');
     expect(running.imagePull).toBeUndefined();
     expect(eventsOf('Task Failed', 'pull')).toHaveLength(0);
@@ -245,5 +284,12 @@ describe('seed 002: image pulls', () => {
     const failed = await taskWhen('missing', 'failed', (t) => t.state === 'Failed');
     expect(failed.cause).toBe('ImagePullPermanent');
     expect(eventsOf('Task Failed', 'missing')[0]?.message).toMatch(/manifest unknown|not-found/i);
+    const gaveUp = (await storyOn('pull-missing-tag')).filter((e) => e.reason === 'GaveUp');
+    expect(gaveUp).toHaveLength(1);
+    expect(gaveUp[0]).toMatchObject({
+      type: 'Warning',
+      metadata: { annotations: { 'podwarden.io/cause': 'ImagePullPermanent' } },
+    });
+    expect(gaveUp[0]?.message).toMatch(/manifest unknown/);
   });
 });
