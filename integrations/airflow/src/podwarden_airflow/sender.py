@@ -87,9 +87,9 @@ class EventSender:
         with self._lock:
             self.stats[key] += n
         try:
-            from airflow.stats import Stats
+            from airflow.sdk.observability import stats
 
-            Stats.incr(f"podwarden.listener.{key}", n)
+            stats.incr(f"podwarden.listener.{key}", n)
         except Exception:  # metrics are best effort
             pass
 
