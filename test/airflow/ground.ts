@@ -16,17 +16,17 @@
  * PODWARDEN_GROUND_POLICY (JSON) overrides policy fields.
  */
 import { randomUUID } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { writeFile } from 'node:fs/promises';
 import { CreateTableCommand, DynamoDBClient, waitUntilTableExists } from '@aws-sdk/client-dynamodb';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { orchestratorIntake } from '../../functions/shared/intake.ts';
 import { KubeCluster } from '../../lib/cluster/kube-cluster.ts';
 import type { OutboundEvent } from '../../lib/core/action.ts';
 import { makePolicy, type Policy } from '../../lib/core/policy.ts';
-import { startControlPlane } from '../../lib/devcluster/index.ts';
 import { startDynamoDbLocal } from '../../lib/devcluster/dynamodb-local.ts';
+import { startControlPlane } from '../../lib/devcluster/index.ts';
 import { Poller } from '../../lib/local/poller.ts';
 import { type ReconcilerDeps, reconcile } from '../../lib/reconciler/reconcile.ts';
 import { dispatch, routeTable } from '../../lib/routes.ts';
@@ -101,7 +101,12 @@ const deps: ReconcilerDeps = {
     error: (message: string) => log(`error: ${message}`),
   },
 };
-const poller = new Poller(deps, { cluster: CLUSTER, namespace: NAMESPACE, profile: 'airflow-kpo', maxDeletes: 10 });
+const poller = new Poller(deps, {
+  cluster: CLUSTER,
+  namespace: NAMESPACE,
+  profile: 'airflow-kpo',
+  maxDeletes: 10,
+});
 
 const intakeConfig = {
   clusters: new Map([[CLUSTER, { kind: 'kubeconfig' as const, path: controlPlane.kubeconfigPath }]]),
@@ -137,7 +142,8 @@ async function deliver(entry: PutEventsEntry): Promise<string> {
   const route = dispatch(event, routes);
   if (route?.handler !== 'orchestrator') return `no route (${route?.handler ?? 'none'})`;
   const intake = orchestratorIntake(event, intakeConfig);
-  if (intake.kind !== 'reconcile') return `${intake.kind}: ${'problem' in intake ? intake.problem : intake.reason}`;
+  if (intake.kind !== 'reconcile')
+    return `${intake.kind}: ${'problem' in intake ? intake.problem : intake.reason}`;
   const result = await reconcile(deps, intake.target, intake.hints);
   return `reconciled (${JSON.stringify(result).slice(0, 120)})`;
 }
@@ -149,7 +155,9 @@ async function body(req: IncomingMessage): Promise<string> {
 }
 
 function json(res: ServerResponse, status: number, value: unknown, type = 'application/json'): void {
-  res.writeHead(status, { 'Content-Type': type, 'x-amzn-RequestId': randomUUID() }).end(JSON.stringify(value));
+  res
+    .writeHead(status, { 'Content-Type': type, 'x-amzn-RequestId': randomUUID() })
+    .end(JSON.stringify(value));
 }
 
 const server = createServer((req, res) => {
@@ -170,14 +178,23 @@ const server = createServer((req, res) => {
       return;
     }
     if (req.method !== 'POST' || req.headers['x-amz-target'] !== 'AWSEvents.PutEvents') {
-      json(res, 400, { __type: 'UnknownOperationException', message: 'only AWSEvents.PutEvents' }, 'application/x-amz-json-1.1');
+      json(
+        res,
+        400,
+        { __type: 'UnknownOperationException', message: 'only AWSEvents.PutEvents' },
+        'application/x-amz-json-1.1',
+      );
       return;
     }
     const entries = (JSON.parse(await body(req)) as { Entries?: PutEventsEntry[] }).Entries ?? [];
     const results: Array<{ EventId: string }> = [];
     for (const entry of entries) {
       const outcome = await deliver(entry).catch((error: unknown) => `error: ${String(error)}`);
-      received.push({ detailType: entry.DetailType ?? '', detail: JSON.parse(entry.Detail ?? '{}'), outcome });
+      received.push({
+        detailType: entry.DetailType ?? '',
+        detail: JSON.parse(entry.Detail ?? '{}'),
+        outcome,
+      });
       log(`PutEvents ${entry.DetailType} ${entry.Detail}: ${outcome}`);
       results.push({ EventId: randomUUID() });
     }
