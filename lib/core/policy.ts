@@ -21,6 +21,11 @@ export interface Policy {
   resyncMs: number;
   /** The reaper never touches pods younger than this. */
   reaperMinAgeMs: number;
+  /**
+   * A reaper pass deletes at most this percentage of the managed pods it listed (or the deployment's
+   * `reaperMaxDeletes`, if larger): a large cleanup takes a few passes, a wrong rule cannot empty a cluster.
+   */
+  reaperMaxDeletesPercent: number;
   /** How long a finished task's record is kept before DynamoDB's TTL removes it. */
   retentionMs: number;
 }
@@ -37,6 +42,7 @@ export const DEFAULT_POLICY: Readonly<Policy> = Object.freeze({
   finishedGraceMs: 600_000,
   resyncMs: 600_000,
   reaperMinAgeMs: 120_000,
+  reaperMaxDeletesPercent: 10,
   retentionMs: 7 * 24 * 3_600_000,
 });
 
@@ -54,6 +60,8 @@ export function makePolicy(overrides: Partial<Policy> = {}): Policy {
   }
   if (policy.recreateBackoffBaseMs === 0) throw new PolicyError('policy.recreateBackoffBaseMs must be > 0');
   if (policy.resyncMs === 0) throw new PolicyError('policy.resyncMs must be > 0');
+  if (policy.reaperMaxDeletesPercent > 100)
+    throw new PolicyError('policy.reaperMaxDeletesPercent must be from 0 to 100');
   if (policy.pullRecheckBaseMs === 0) throw new PolicyError('policy.pullRecheckBaseMs must be > 0');
   if (policy.pullRecheckCapMs < policy.pullRecheckBaseMs) {
     throw new PolicyError('policy.pullRecheckCapMs must be >= policy.pullRecheckBaseMs');
