@@ -37,7 +37,8 @@ export async function runTimerPass(
   let failed = 0;
   await eachLimited(ordered, concurrency, async (task) => {
     try {
-      await reconcile(deps, targetOf(task), await timerHints(deps, task));
+      // due() has just read the record consistently: it is the reconcile's reading too.
+      await reconcile(deps, { ...targetOf(task), preRead: { record: task } }, await timerHints(deps, task));
       reconciled++;
     } catch (error) {
       failed++;

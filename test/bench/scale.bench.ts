@@ -106,7 +106,9 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
 
 function runPass(job: PassJob): Promise<PassOutcome> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [WORKER, JSON.stringify(job)], {
+    // e.g. SCALE_WORKER_NODE_OPTIONS='--cpu-prof --cpu-prof-dir=/tmp/prof' to profile the passes.
+    const nodeOptions = process.env.SCALE_WORKER_NODE_OPTIONS?.split(' ').filter(Boolean) ?? [];
+    const child = spawn(process.execPath, [...nodeOptions, WORKER, JSON.stringify(job)], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
