@@ -1,6 +1,9 @@
 import { createHash } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
-import { IsomorphicFetchHttpLibrary, type KubeConfig, RequestContext } from '@kubernetes/client-node';
+// The modules, not the package's index: see connections.ts.
+import type { KubeConfig } from '@kubernetes/client-node/dist/config.js';
+import { RequestContext } from '@kubernetes/client-node/dist/gen/http/http.js';
+import { IsomorphicFetchHttpLibrary } from '@kubernetes/client-node/dist/gen/http/isomorphic-fetch.js';
 import type { Pod } from '../core/pod.ts';
 import {
   type Cluster,
