@@ -18,34 +18,66 @@ export interface TimerPassResult {
 /** Reconciles in flight at once in a pass: enough to hide API and DynamoDB latency, few enough to be polite. */
 export const DEFAULT_PASS_CONCURRENCY = 16;
 
+/** A timer pass keeps taking rounds of due tasks for at most this long (its function has 60 s). */
+export const DEFAULT_TIMER_BUDGET_MS = 40_000;
+
+export interface TimerPassOptions {
+  /** Tasks per round (the `due` query's limit). */
+  limit?: number;
+  /** Reconciles in flight at once. */
+  concurrency?: number;
+  /** No new round starts after this long. */
+  budgetMs?: number;
+}
+
 /**
  * Runs every due task once, `concurrency` at a time; one task's failure is logged and counted, never
- * stops the pass. Tasks waiting for a deadline (a re-create's back-off, a pull re-check, a grace)
- * go before tasks that are only due for their periodic resync: a resync can wait a little, a
- * re-create cannot.
+ * stops the pass. Within a round, tasks waiting for a deadline (a re-create's back-off, a pull
+ * re-check, a grace) go before tasks only due for their periodic resync: a resync can wait a
+ * little, a re-create cannot. A full round is followed by another while the budget lasts, so a
+ * backlog drains within the invocation instead of one batch a minute.
  */
 export async function runTimerPass(
   deps: ReconcilerDeps,
-  limit = 1_000,
-  concurrency = DEFAULT_PASS_CONCURRENCY,
+  options: TimerPassOptions | number = {},
 ): Promise<TimerPassResult> {
-  const now = deps.clock();
-  const tasks = await deps.store.due(now, limit);
-  const hasDeadline = (task: TaskRecord) => nextDeadline(task, deps.policy, now) !== undefined;
-  const ordered = [...tasks.filter(hasDeadline), ...tasks.filter((task) => !hasDeadline(task))];
-  let reconciled = 0;
-  let failed = 0;
-  await eachLimited(ordered, concurrency, async (task) => {
-    try {
-      // due() has just read the record consistently: it is the reconcile's reading too.
-      await reconcile(deps, { ...targetOf(task), preRead: { record: task } }, await timerHints(deps, task));
-      reconciled++;
-    } catch (error) {
-      failed++;
-      deps.log.error('timer reconcile failed', { task: task.id, error: String(error) });
-    }
-  });
-  return { due: tasks.length, reconciled, failed };
+  const {
+    limit = 1_000,
+    concurrency = DEFAULT_PASS_CONCURRENCY,
+    budgetMs = DEFAULT_TIMER_BUDGET_MS,
+  } = typeof options === 'number' ? { limit: options } : options;
+  const startedAt = deps.clock();
+  const result: TimerPassResult = { due: 0, reconciled: 0, failed: 0 };
+  // A task still due after its reconcile (its deadline could not be met yet) waits for the next pass.
+  const done = new Set<string>();
+  for (;;) {
+    const now = deps.clock();
+    const answered = await deps.store.due(now, limit);
+    const tasks = answered.filter((task) => !done.has(taskRef(task)));
+    for (const task of tasks) done.add(taskRef(task));
+    result.due += tasks.length;
+    const hasDeadline = (task: TaskRecord) => nextDeadline(task, deps.policy, now) !== undefined;
+    const ordered = [...tasks.filter(hasDeadline), ...tasks.filter((task) => !hasDeadline(task))];
+    let failedThisRound = 0;
+    await eachLimited(ordered, concurrency, async (task) => {
+      try {
+        // due() has just read the record consistently: it is the reconcile's reading too.
+        await reconcile(deps, { ...targetOf(task), preRead: { record: task } }, await timerHints(deps, task));
+        result.reconciled++;
+      } catch (error) {
+        failedThisRound++;
+        deps.log.error('timer reconcile failed', { task: task.id, error: String(error) });
+      }
+    });
+    result.failed += failedThisRound;
+    // A task that keeps failing stays due: do not spin on it within one invocation.
+    if (answered.length < limit || tasks.length === 0 || failedThisRound > 0) return result;
+    if (deps.clock() - startedAt >= budgetMs) return result;
+  }
+}
+
+function taskRef(task: TaskRecord): string {
+  return `${task.id.cluster}\u0000${task.id.namespace}\u0000${task.id.key}`;
 }
 
 /** Runs `work` on every item, at most `width` at a time, in order of start. */
@@ -114,6 +146,9 @@ export interface ReaperPassResult {
   malformed: Array<{ pod: string; problem: string }>;
   failed: number;
 }
+
+/** Tasks whose records a reaper pass reads and reconciles before reading the next ones. */
+const RECORD_CHUNK = 1_000;
 
 interface TaskGroup {
   profile: ProfileName;
@@ -197,14 +232,6 @@ export async function runReaperPass(deps: ReconcilerDeps, options: ReaperOptions
     namespace: group.namespace,
     key: group.key,
   });
-  const records = new Map(
-    (await deps.store.getMany(groups.map(idOf))).map((record) => [
-      `${record.id.namespace}\u0000${record.id.key}`,
-      record,
-    ]),
-  );
-  for (const group of groups) group.record = records.get(`${group.namespace}\u0000${group.key}`);
-  records.clear();
 
   const reconcileGroup = async (
     group: TaskGroup,
@@ -235,11 +262,27 @@ export async function runReaperPass(deps: ReconcilerDeps, options: ReaperOptions
     }
   };
 
-  // Round 1: every task, deletes held back (a task with deletes changes nothing yet).
+  // Round 1: every task, deletes held back (a task with deletes changes nothing yet). Records are
+  // read in chunks, and kept only for the tasks round 2 may need them for, so a pass over tens of
+  // thousands of tasks never holds all their records at once.
   const holding = { ...deps, holdDeletes: true };
-  await eachLimited(groups, concurrency, async (group) => {
-    group.heldDeletes = (await reconcileGroup(group, holding))?.heldDeletes ?? 0;
-  });
+  for (let start = 0; start < groups.length; start += RECORD_CHUNK) {
+    const chunk = groups.slice(start, start + RECORD_CHUNK);
+    const records = new Map(
+      (await deps.store.getMany(chunk.map(idOf))).map((record) => [
+        `${record.id.namespace}\u0000${record.id.key}`,
+        record,
+      ]),
+    );
+    for (const group of chunk) group.record = records.get(`${group.namespace}\u0000${group.key}`);
+    await eachLimited(chunk, concurrency, async (group) => {
+      group.heldDeletes = (await reconcileGroup(group, holding))?.heldDeletes ?? 0;
+      if (group.heldDeletes === 0) {
+        delete group.record;
+        group.pods = [];
+      }
+    });
+  }
   // Round 2: the tasks with deletes, in list order, up to the cap.
   result.deleteCap = reaperDeleteCap(
     result.podsListed,

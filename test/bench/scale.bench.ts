@@ -1,5 +1,5 @@
 /**
- * Scale: `npm run bench -- scale [--pods 10000]` (default 1,000 pods).
+ * Scale: `npm run bench -- scale [--pods 10000] [--from-source]` (default 1,000 pods).
  *
  * Creates that many KubernetesPodOperator-like pods (airflow-kpo labels) on the local control plane,
  * on KWOK fake nodes, with DynamoDB Local as the store: 5% of the pods are sidecar zombies, 5% are
@@ -14,11 +14,15 @@
  * the reaper's minimum age and the zombies past their grace without the bench waiting for them.
  */
 import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { CreateTableCommand, DynamoDBClient, waitUntilTableExists } from '@aws-sdk/client-dynamodb';
 import { CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { build } from 'esbuild';
 import { KubeCluster } from '../../lib/cluster/kube-cluster.ts';
 import { DEFAULT_TIMER_BATCH_SIZE } from '../../lib/config.ts';
 import { makePolicy } from '../../lib/core/policy.ts';
@@ -45,7 +49,33 @@ const LIFECYCLE_NAMESPACE = 'lifecycle';
 const MINUTE = 60_000;
 const CREATE_WIDTH = 32;
 const PODS_PER_NODE = 2_500;
-const WORKER = fileURLToPath(new URL('./scale/pass-worker.ts', import.meta.url));
+const WORKER_SOURCE = fileURLToPath(new URL('./scale/pass-worker.ts', import.meta.url));
+const UNDICI_SHIM = fileURLToPath(new URL('../../infra/bundling/undici.mjs', import.meta.url));
+
+/**
+ * The pass worker bundled as the Lambda functions are (infra/podwarden-stack.ts's bundling options),
+ * so the memory it reports is what a function's would be, not that of Node compiling TypeScript.
+ */
+async function bundleWorker(dir: string): Promise<string> {
+  const outfile = join(dir, 'pass-worker.mjs');
+  await build({
+    entryPoints: [WORKER_SOURCE],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node24',
+    minify: true,
+    mainFields: ['module', 'main'],
+    define: { esbuildDetection: 'true' },
+    alias: { undici: UNDICI_SHIM },
+    banner: {
+      js: "import { createRequire as __podwardenRequire } from 'node:module'; const require = __podwardenRequire(import.meta.url);",
+    },
+    logLevel: 'error',
+  });
+  return outfile;
+}
 const credentials = { accessKeyId: 'podwardenlocal', secretAccessKey: 'podwardenlocal' };
 
 function labels(task: number, tryNumber: number, dag = 'scale'): Record<string, string> {
@@ -104,6 +134,8 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
   }
 }
 
+let WORKER = WORKER_SOURCE;
+
 function runPass(job: PassJob): Promise<PassOutcome> {
   return new Promise((resolve, reject) => {
     // e.g. SCALE_WORKER_NODE_OPTIONS='--cpu-prof --cpu-prof-dir=/tmp/prof' to profile the passes.
@@ -148,7 +180,11 @@ function reportPass(report: Report, name: string, outcome: PassOutcome): void {
 }
 
 export default async function scaleBench(report: Report, flags: string[]): Promise<void> {
-  const { values } = parseArgs({ args: flags, options: { pods: { type: 'string' } }, strict: false });
+  const { values } = parseArgs({
+    args: flags,
+    options: { pods: { type: 'string' }, 'from-source': { type: 'boolean' } },
+    strict: false,
+  });
   const pods = Number(values.pods ?? 1_000);
   if (!Number.isInteger(pods) || pods < 20)
     throw new Error(`--pods must be a whole number >= 20, got ${values.pods}`);
@@ -158,6 +194,12 @@ export default async function scaleBench(report: Report, flags: string[]): Promi
     report('scale', 'skipped (binaries not built: npm run controlplane:build)');
     return;
   }
+  const workDir = await mkdtemp(join(tmpdir(), 'podwarden-scale-'));
+  WORKER = values['from-source'] ? WORKER_SOURCE : await bundleWorker(workDir);
+  report(
+    'passes run from',
+    values['from-source'] ? 'TypeScript sources' : "a bundle built like the functions'",
+  );
   const controlPlane = await startControlPlane({ nodes: 0, startTimeoutMs: 300_000 });
   const dynamo = await startDynamoDbLocal();
   const client = new DynamoDBClient({ region: 'local', endpoint: dynamo.endpoint, credentials });
@@ -233,6 +275,7 @@ export default async function scaleBench(report: Report, flags: string[]): Promi
     client.destroy();
     await dynamo.stop();
     await controlPlane.stop();
+    await rm(workDir, { recursive: true, force: true });
   }
 }
 

@@ -72,11 +72,15 @@ const deps: ReconcilerDeps = {
   },
 };
 
-// getHeapStatistics is cheap; process.memoryUsage() reads the RSS too and would cost the pass time.
+// Sampled, not process.resourceUsage().maxRSS: Linux carries the parent's high-water mark across
+// exec, so that would report the bench's own RSS. rss() and getHeapStatistics() are cheap to call.
 let peakHeap = 0;
-const sampler = setInterval(() => {
+let peakRss = 0;
+const sample = () => {
   peakHeap = Math.max(peakHeap, getHeapStatistics().used_heap_size);
-}, 10);
+  peakRss = Math.max(peakRss, process.memoryUsage.rss());
+};
+const sampler = setInterval(sample, 10);
 const started = performance.now();
 const result =
   job.pass === 'reaper'
@@ -89,10 +93,10 @@ const result =
     : await runTimerPass(deps, job.timerLimit);
 const ms = performance.now() - started;
 clearInterval(sampler);
-peakHeap = Math.max(peakHeap, process.memoryUsage().heapUsed);
+sample();
 const outcome: PassOutcome = {
   ms,
-  maxRssMb: process.resourceUsage().maxRSS / 1024,
+  maxRssMb: peakRss / 2 ** 20,
   peakHeapMb: peakHeap / 2 ** 20,
   counts: counts.toJSON(),
   result: { ...result, malformed: (result as { malformed?: unknown[] }).malformed?.length },
