@@ -413,8 +413,13 @@ export class PodwardenStack extends Stack {
         format: OutputFormat.ESM,
         target: 'node24',
         minify: true,
-        sourceMap: true,
+        // Source maps double the asset; `PODWARDEN_BUNDLE_SOURCE_MAPS=true cdk deploy` adds them back.
+        sourceMap: process.env.PODWARDEN_BUNDLE_SOURCE_MAPS === 'true',
         mainFields: ['module', 'main'],
+        // undici drops its experimental Milo parser under esbuild; the alias keeps only the parts of
+        // undici that client-node uses (see infra/bundling/undici.mjs). Both keep bundles < 1.5 MB.
+        define: { esbuildDetection: 'true' },
+        esbuildArgs: { '--alias:undici': `${REPOSITORY_ROOT}infra/bundling/undici.mjs` },
         // Bundle the AWS SDK too, instead of taking the runtime's: the versions tested are the versions run.
         externalModules: [],
         // Some bundled CommonJS dependencies call require() for Node built-ins.

@@ -39,13 +39,14 @@ export const POLICY_ENV: Readonly<Record<keyof Policy, { variable: string; unit:
     finishedGraceMs: { variable: 'PODWARDEN_FINISHED_GRACE', unit: 'duration' },
     resyncMs: { variable: 'PODWARDEN_RESYNC_INTERVAL', unit: 'duration' },
     reaperMinAgeMs: { variable: 'PODWARDEN_REAPER_MIN_AGE', unit: 'duration' },
+    reaperMaxDeletesPercent: { variable: 'PODWARDEN_REAPER_MAX_DELETES_PERCENT', unit: 'count' },
     retentionMs: { variable: 'PODWARDEN_RETENTION', unit: 'duration' },
   });
 
 export const DEFAULT_REAPER_MAX_DELETES = 10;
-export const DEFAULT_TIMER_BATCH_SIZE = 100;
+export const DEFAULT_TIMER_BATCH_SIZE = 1_000;
 const MAX_REAPER_DELETES = 1_000;
-const MAX_TIMER_BATCH_SIZE = 1_000;
+const MAX_TIMER_BATCH_SIZE = 10_000;
 /** Written to PODWARDEN_ALLOWED_NAMESPACES to allow every namespace; leaving it unset is an error. */
 export const ALL_NAMESPACES = '*';
 

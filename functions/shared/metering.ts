@@ -29,8 +29,12 @@ export class MeteredStore implements TaskStore {
     return this.#inner.get(id);
   }
 
-  async put(record: TaskRecord, now: number): Promise<TaskRecord> {
-    const stored = await this.#inner.put(record, now);
+  getMany(ids: TaskId[]): Promise<TaskRecord[]> {
+    return this.#inner.getMany(ids);
+  }
+
+  async put(record: TaskRecord, now: number, previous?: TaskRecord): Promise<TaskRecord> {
+    const stored = await this.#inner.put(record, now, previous);
     this.#meterDecision(record, now);
     return stored;
   }

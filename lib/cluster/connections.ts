@@ -3,7 +3,10 @@ import { existsSync } from 'node:fs';
 import { isIPv4, isIPv6 } from 'node:net';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { KubeConfig, type User } from '@kubernetes/client-node';
+// The modules themselves rather than the package's index, which also loads exec, attach, cp, watch
+// and their dependencies (ws, tar): the Lambda bundles would carry them for nothing.
+import { KubeConfig } from '@kubernetes/client-node/dist/config.js';
+import type { User } from '@kubernetes/client-node/dist/config_types.js';
 import type { AwsCredentialIdentityProvider } from '@smithy/types';
 import { createEksTokenProvider, type EksTokenProvider } from './eks-token.ts';
 

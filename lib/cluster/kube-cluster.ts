@@ -1,6 +1,9 @@
 import { createHash } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
-import { IsomorphicFetchHttpLibrary, type KubeConfig, RequestContext } from '@kubernetes/client-node';
+// The modules, not the package's index: see connections.ts.
+import type { KubeConfig } from '@kubernetes/client-node/dist/config.js';
+import { RequestContext } from '@kubernetes/client-node/dist/gen/http/http.js';
+import { IsomorphicFetchHttpLibrary } from '@kubernetes/client-node/dist/gen/http/isomorphic-fetch.js';
 import type { Pod } from '../core/pod.ts';
 import {
   type Cluster,
@@ -159,12 +162,18 @@ export class KubeCluster implements Cluster {
     const { namespace, labelSelector, fieldSelector } = options ?? {};
     const target: KubeRequestTarget = { cluster, verb: 'list', resource: 'pods', namespace };
     if (namespace !== undefined) checkNamespace(target, namespace);
-    const items = await this.#list(target, namespace === undefined ? '/api/v1/pods' : podPath(namespace), {
-      labelSelector,
-      fieldSelector,
-    });
     // List items come without apiVersion and kind; add them so a listed pod looks like a read one.
-    return items.map((item) => ({ apiVersion: 'v1', kind: 'Pod', ...(item as Pod) }));
+    // managedFields (the server-side-apply bookkeeping, often a third of a pod) is dropped page by
+    // page: nothing reads it, and a list of ten thousand pods would carry it all at once.
+    return (await this.#list(
+      target,
+      namespace === undefined ? '/api/v1/pods' : podPath(namespace),
+      { labelSelector, fieldSelector },
+      (item) => {
+        const { managedFields: _managedFields, ...metadata } = (item as Pod).metadata ?? {};
+        return { apiVersion: 'v1', kind: 'Pod', ...(item as Pod), metadata };
+      },
+    )) as Pod[];
   }
 
   async listEvents(cluster: string, namespace: string, fieldSelector: string): Promise<KubeEvent[]> {
@@ -222,6 +231,7 @@ export class KubeCluster implements Cluster {
     target: KubeRequestTarget,
     path: string,
     selectors: { labelSelector?: string | undefined; fieldSelector?: string | undefined },
+    eachItem: (item: unknown) => unknown = (item) => item,
   ): Promise<unknown[]> {
     for (let restarts = 0; ; restarts++) {
       const items: unknown[] = [];
@@ -242,7 +252,7 @@ export class KubeCluster implements Cluster {
           items?: unknown[];
           metadata?: { continue?: string };
         };
-        items.push(...(page.items ?? []));
+        for (const item of page.items ?? []) items.push(eachItem(item));
         continueToken = page.metadata?.continue || undefined;
       } while (continueToken !== undefined);
       if (!expired) return items;

@@ -21,6 +21,11 @@ export interface Policy {
   resyncMs: number;
   /** The reaper never touches pods younger than this. */
   reaperMinAgeMs: number;
+  /**
+   * A reaper pass deletes at most this percentage of the managed pods it listed (or the deployment's
+   * `reaperMaxDeletes`, if larger): a large cleanup takes a few passes, a wrong rule cannot empty a cluster.
+   */
+  reaperMaxDeletesPercent: number;
   /** How long a finished task's record is kept before DynamoDB's TTL removes it. */
   retentionMs: number;
 }
@@ -37,6 +42,7 @@ export const DEFAULT_POLICY: Readonly<Policy> = Object.freeze({
   finishedGraceMs: 600_000,
   resyncMs: 600_000,
   reaperMinAgeMs: 120_000,
+  reaperMaxDeletesPercent: 10,
   retentionMs: 7 * 24 * 3_600_000,
 });
 
@@ -68,6 +74,7 @@ export const POLICY_RANGES: Readonly<
   finishedGraceMs: { min: SECOND, max: 30 * DAY, unit: 'ms' },
   resyncMs: { min: SECOND, max: DAY, unit: 'ms' },
   reaperMinAgeMs: { min: SECOND, max: 30 * DAY, unit: 'ms' },
+  reaperMaxDeletesPercent: { min: 0, max: 100, unit: 'count' },
   retentionMs: { min: 60 * SECOND, max: MAX_DURATION_MS, unit: 'ms' },
 });
 

@@ -37,11 +37,18 @@ export class RecordTooLargeError extends Error {
 export interface TaskStore {
   get(id: TaskId): Promise<TaskRecord | undefined>;
   /**
+   * The stored records of these tasks, read in batches (as consistent as `get`); tasks never stored
+   * are left out, and the order is not the order of `ids`.
+   */
+  getMany(ids: TaskId[]): Promise<TaskRecord[]>;
+  /**
    * Writes `record` only if the stored version is still `record.version` (0: must not exist yet).
-   * Returns the record as stored, with its version incremented.
+   * Returns the record as stored, with its version incremented. `previous` is the record as it was
+   * read at that version: given it, the store writes only what changed (the captured spec, written
+   * once, is not sent again); the condition on the version is the same either way.
    * @throws VersionConflictError when another writer got there first.
    */
-  put(record: TaskRecord, now: number): Promise<TaskRecord>;
+  put(record: TaskRecord, now: number, previous?: TaskRecord): Promise<TaskRecord>;
   /** Tasks with `dueAt <= now`, by the due-timer index (never a scan), at most `limit`. */
   due(now: number, limit: number): Promise<TaskRecord[]>;
   /** The task that last owned this pod name (pod names are unique per namespace at any moment). */

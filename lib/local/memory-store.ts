@@ -22,6 +22,11 @@ export class MemoryTaskStore implements TaskStore {
     return found ? structuredClone(found) : undefined;
   }
 
+  async getMany(ids: TaskId[]): Promise<TaskRecord[]> {
+    const found = await Promise.all(ids.map((id) => this.get(id)));
+    return found.filter((task): task is TaskRecord => task !== undefined);
+  }
+
   async put(record: TaskRecord, _now: number): Promise<TaskRecord> {
     const key = idKey(record.id);
     const stored = this.#tasks.get(key);
@@ -83,6 +88,11 @@ export class TappedTaskStore implements TaskStore {
   get(id: TaskId): Promise<TaskRecord | undefined> {
     this.reads++;
     return this.#backing.get(id);
+  }
+
+  getMany(ids: TaskId[]): Promise<TaskRecord[]> {
+    this.reads += ids.length;
+    return this.#backing.getMany(ids);
   }
 
   async put(record: TaskRecord, now: number): Promise<TaskRecord> {

@@ -131,6 +131,9 @@ class DueTimeTap implements TaskStore {
   get(id: TaskId) {
     return this.#inner.get(id);
   }
+  getMany(ids: TaskId[]) {
+    return this.#inner.getMany(ids);
+  }
   async put(record: TaskRecord, now: number) {
     const stored = await this.#inner.put(record, now);
     if (stored.dueAt !== undefined) this.#onDue(stored.dueAt);

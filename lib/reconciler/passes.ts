@@ -2,6 +2,7 @@
  * The two scheduled passes: the timer sweep (tasks whose `dueAt` has come) and the reaper (every
  * managed pod, grouped by task, judged by the zombie rules). Both re-converge whatever an event missed.
  */
+import { nextDeadline } from '../core/engine.ts';
 import { identifyPod, PROFILES } from '../core/identity.ts';
 import type { Observation } from '../core/observation.ts';
 import type { Pod } from '../core/pod.ts';
@@ -14,21 +15,79 @@ export interface TimerPassResult {
   failed: number;
 }
 
-/** Runs every due task once; one task's failure is logged and counted, never stops the pass. */
-export async function runTimerPass(deps: ReconcilerDeps, limit = 100): Promise<TimerPassResult> {
-  const tasks = await deps.store.due(deps.clock(), limit);
-  let reconciled = 0;
-  let failed = 0;
-  for (const task of tasks) {
-    try {
-      await reconcile(deps, targetOf(task), await timerHints(deps, task));
-      reconciled++;
-    } catch (error) {
-      failed++;
-      deps.log.error('timer reconcile failed', { task: task.id, error: String(error) });
-    }
+/** Reconciles in flight at once in a pass: enough to hide API and DynamoDB latency, few enough to be polite. */
+export const DEFAULT_PASS_CONCURRENCY = 16;
+
+/** A timer pass keeps taking rounds of due tasks for at most this long (its function has 60 s). */
+export const DEFAULT_TIMER_BUDGET_MS = 40_000;
+
+export interface TimerPassOptions {
+  /** Tasks per round (the `due` query's limit). */
+  limit?: number;
+  /** Reconciles in flight at once. */
+  concurrency?: number;
+  /** No new round starts after this long. */
+  budgetMs?: number;
+}
+
+/**
+ * Runs every due task once, `concurrency` at a time; one task's failure is logged and counted, never
+ * stops the pass. Within a round, tasks waiting for a deadline (a re-create's back-off, a pull
+ * re-check, a grace) go before tasks only due for their periodic resync: a resync can wait a
+ * little, a re-create cannot. A full round is followed by another while the budget lasts, so a
+ * backlog drains within the invocation instead of one batch a minute.
+ */
+export async function runTimerPass(
+  deps: ReconcilerDeps,
+  options: TimerPassOptions | number = {},
+): Promise<TimerPassResult> {
+  const {
+    limit = 1_000,
+    concurrency = DEFAULT_PASS_CONCURRENCY,
+    budgetMs = DEFAULT_TIMER_BUDGET_MS,
+  } = typeof options === 'number' ? { limit: options } : options;
+  const startedAt = deps.clock();
+  const result: TimerPassResult = { due: 0, reconciled: 0, failed: 0 };
+  // A task still due after its reconcile (its deadline could not be met yet) waits for the next pass.
+  const done = new Set<string>();
+  for (;;) {
+    const now = deps.clock();
+    const answered = await deps.store.due(now, limit);
+    const tasks = answered.filter((task) => !done.has(taskRef(task)));
+    for (const task of tasks) done.add(taskRef(task));
+    result.due += tasks.length;
+    const hasDeadline = (task: TaskRecord) => nextDeadline(task, deps.policy, now) !== undefined;
+    const ordered = [...tasks.filter(hasDeadline), ...tasks.filter((task) => !hasDeadline(task))];
+    let failedThisRound = 0;
+    await eachLimited(ordered, concurrency, async (task) => {
+      try {
+        // due() has just read the record consistently: it is the reconcile's reading too.
+        await reconcile(deps, { ...targetOf(task), preRead: { record: task } }, await timerHints(deps, task));
+        result.reconciled++;
+      } catch (error) {
+        failedThisRound++;
+        deps.log.error('timer reconcile failed', { task: task.id, error: String(error) });
+      }
+    });
+    result.failed += failedThisRound;
+    // A task that keeps failing stays due: do not spin on it within one invocation.
+    if (answered.length < limit || tasks.length === 0 || failedThisRound > 0) return result;
+    if (deps.clock() - startedAt >= budgetMs) return result;
   }
-  return { due: tasks.length, reconciled, failed };
+}
+
+function taskRef(task: TaskRecord): string {
+  return `${task.id.cluster}\u0000${task.id.namespace}\u0000${task.id.key}`;
+}
+
+/** Runs `work` on every item, at most `width` at a time, in order of start. */
+async function eachLimited<T>(items: T[], width: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.max(1, Math.min(width, items.length)) }, async () => {
+      while (next < items.length) await work(items[next++]!);
+    }),
+  );
 }
 
 /** A vanished pod's late `Preempted` event may never have reached us: ask the API server for it. */
@@ -66,36 +125,68 @@ export interface ReaperOptions {
   profiles: ProfileName[];
   /** Namespaces the reaper may act in; empty means every namespace. */
   namespaces: string[];
-  /** At most this many deletes per pass; the rest wait for the next pass. */
+  /**
+   * Deletes per pass at the least. The cap of a pass is the larger of this and
+   * `policy.reaperMaxDeletesPercent` of the managed pods it listed; the rest wait for the next pass.
+   */
   maxDeletes: number;
+  /** Reconciles in flight at once (default DEFAULT_PASS_CONCURRENCY). */
+  concurrency?: number;
 }
 
 export interface ReaperPassResult {
   podsListed: number;
   tasks: number;
   deleted: number;
-  /** Deletes decided but left for the next pass because `maxDeletes` was reached. */
+  /** Deletes decided but left for the next pass because the pass's cap was reached. */
   deferred: number;
+  /** The most deletes this pass allowed (see ReaperOptions.maxDeletes). */
+  deleteCap: number;
   /** Managed-looking pods with missing or malformed identity labels: reported, never deleted. */
   malformed: Array<{ pod: string; problem: string }>;
   failed: number;
 }
 
+/** Tasks whose records a reaper pass reads and reconciles before reading the next ones. */
+const RECORD_CHUNK = 1_000;
+
+interface TaskGroup {
+  profile: ProfileName;
+  namespace: string;
+  key: string;
+  pods: Pod[];
+  newest: { name: string; tryNumber: number };
+  record?: TaskRecord;
+  heldDeletes: number;
+}
+
+/** The most deletes a pass may make: a safety valve that still lets a large cleanup finish in a few passes. */
+export function reaperDeleteCap(podsListed: number, maxDeletes: number, percent: number): number {
+  return Math.max(maxDeletes, Math.floor((podsListed * percent) / 100));
+}
+
+/**
+ * One reaper pass: lists every managed pod (the list is the API server's word, so each listed pod is
+ * its task's fresh reading: no GET per pod), reads the tasks' records in batches, and reconciles
+ * every task, `concurrency` at a time. That also re-reads every task that has a pod, so the list
+ * is the resync of all of them. Deletes are held back in a first round, counted, and then allowed up
+ * to the pass's cap; each pod about to be deleted is read again first, and the delete carries its
+ * uid as a precondition. Held-back deletes cost nothing but a counter and one log line.
+ */
 export async function runReaperPass(deps: ReconcilerDeps, options: ReaperOptions): Promise<ReaperPassResult> {
   const result: ReaperPassResult = {
     podsListed: 0,
     tasks: 0,
     deleted: 0,
     deferred: 0,
+    deleteCap: 0,
     malformed: [],
     failed: 0,
   };
-  let deletesLeft = options.maxDeletes;
+  const concurrency = options.concurrency ?? DEFAULT_PASS_CONCURRENCY;
+  const groups: TaskGroup[] = [];
   for (const profile of options.profiles) {
-    const groups = new Map<
-      string,
-      { namespace: string; pods: Pod[]; newest: { name: string; tryNumber: number } }
-    >();
+    const byTask = new Map<string, TaskGroup>();
     for (const namespace of options.namespaces.length > 0 ? options.namespaces : [undefined]) {
       const pods = await deps.cluster.listPods(options.cluster, {
         ...(namespace ? { namespace } : {}),
@@ -117,45 +208,107 @@ export async function runReaperPass(deps: ReconcilerDeps, options: ReaperOptions
         const groupKey = `${pod.metadata.namespace}\u0000${identified.identity.key}`;
         const { tryNumber } = identified.identity;
         const name = pod.metadata.name ?? '';
-        const group = groups.get(groupKey) ?? {
-          namespace: pod.metadata.namespace,
-          pods: [],
-          newest: { name, tryNumber },
-        };
+        let group = byTask.get(groupKey);
+        if (!group) {
+          group = {
+            profile,
+            namespace: pod.metadata.namespace,
+            key: identified.identity.key,
+            pods: [],
+            newest: { name, tryNumber },
+            heldDeletes: 0,
+          };
+          byTask.set(groupKey, group);
+          groups.push(group);
+        }
         group.pods.push(pod);
         if (tryNumber > group.newest.tryNumber) group.newest = { name, tryNumber };
-        groups.set(groupKey, group);
-      }
-    }
-    for (const [groupKey, group] of groups) {
-      result.tasks++;
-      const key = groupKey.split('\u0000')[1] ?? '';
-      const limited = { ...deps, dryRun: deps.dryRun || deletesLeft <= 0 };
-      try {
-        const outcome: ReconcileResult = await reconcile(
-          limited,
-          {
-            cluster: options.cluster,
-            namespace: group.namespace,
-            profile,
-            taskId: { cluster: options.cluster, namespace: group.namespace, key },
-            podName: group.newest.name,
-          },
-          [{ type: 'reaper-scan', pods: group.pods }],
-        );
-        const deletes = outcome.actions.filter((a) => a.kind === 'delete-pod').length;
-        if (limited.dryRun && !deps.dryRun) result.deferred += deletes;
-        else {
-          // Counted as the cluster answered (a uid-precondition refusal deleted nothing); the per-pass
-          // limit counts every delete attempted.
-          result.deleted += outcome.deleted;
-          deletesLeft -= deletes;
-        }
-      } catch (error) {
-        result.failed++;
-        deps.log.error('reaper reconcile failed', { namespace: group.namespace, key, error: String(error) });
       }
     }
   }
+  result.tasks = groups.length;
+  const idOf = (group: TaskGroup) => ({
+    cluster: options.cluster,
+    namespace: group.namespace,
+    key: group.key,
+  });
+
+  const reconcileGroup = async (
+    group: TaskGroup,
+    passDeps: ReconcilerDeps,
+  ): Promise<ReconcileResult | undefined> => {
+    try {
+      return await reconcile(
+        passDeps,
+        {
+          cluster: options.cluster,
+          namespace: group.namespace,
+          profile: group.profile,
+          taskId: idOf(group),
+          podName: group.newest.name,
+          listedPods: group.pods,
+          preRead: { record: group.record },
+        },
+        [{ type: 'reaper-scan', pods: group.pods }],
+      );
+    } catch (error) {
+      result.failed++;
+      deps.log.error('reaper reconcile failed', {
+        namespace: group.namespace,
+        key: group.key,
+        error: String(error),
+      });
+      return undefined;
+    }
+  };
+
+  // Round 1: every task, deletes held back (a task with deletes changes nothing yet). Records are
+  // read in chunks, and kept only for the tasks round 2 may need them for, so a pass over tens of
+  // thousands of tasks never holds all their records at once.
+  const holding = { ...deps, holdDeletes: true };
+  for (let start = 0; start < groups.length; start += RECORD_CHUNK) {
+    const chunk = groups.slice(start, start + RECORD_CHUNK);
+    const records = new Map(
+      (await deps.store.getMany(chunk.map(idOf))).map((record) => [
+        `${record.id.namespace}\u0000${record.id.key}`,
+        record,
+      ]),
+    );
+    for (const group of chunk) group.record = records.get(`${group.namespace}\u0000${group.key}`);
+    await eachLimited(chunk, concurrency, async (group) => {
+      group.heldDeletes = (await reconcileGroup(group, holding))?.heldDeletes ?? 0;
+      if (group.heldDeletes === 0) {
+        delete group.record;
+        group.pods = [];
+      }
+    });
+  }
+  // Round 2: the tasks with deletes, in list order, up to the cap.
+  result.deleteCap = reaperDeleteCap(
+    result.podsListed,
+    options.maxDeletes,
+    deps.policy.reaperMaxDeletesPercent,
+  );
+  const candidates = groups.filter((group) => group.heldDeletes > 0);
+  const allowed: TaskGroup[] = [];
+  let budget = result.deleteCap;
+  for (const group of candidates) {
+    if (budget <= 0) result.deferred += group.heldDeletes;
+    else {
+      allowed.push(group);
+      budget -= group.heldDeletes;
+    }
+  }
+  await eachLimited(allowed, concurrency, async (group) => {
+    const outcome = await reconcileGroup(group, deps);
+    // As the cluster answered: a uid-precondition refusal deleted nothing.
+    result.deleted += outcome?.deleted ?? 0;
+  });
+  if (result.deferred > 0)
+    deps.log.info('reaper deletes held back past the per-pass cap', {
+      cluster: options.cluster,
+      deferred: result.deferred,
+      deleteCap: result.deleteCap,
+    });
   return result;
 }

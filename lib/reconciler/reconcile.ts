@@ -46,6 +46,11 @@ export interface ReconcilerDeps {
   scheduler?: CheckScheduler;
   /** Report deletes instead of performing them (the reaper's dry-run). */
   dryRun?: boolean;
+  /**
+   * A decision with deletes is left for later, changing nothing and writing nothing (no audit):
+   * the reaper's first round, which learns how many deletes a pass has before it allows any.
+   */
+  holdDeletes?: boolean;
 }
 
 /** What a reconcile pass is about: a task (by id) or a pod (by name, with the labels if known). */
@@ -55,6 +60,13 @@ export interface Target {
   profile: ProfileName;
   podName?: string;
   taskId?: TaskId;
+  /**
+   * The task's pods as just listed from the API server (the reaper's list): they are the fresh
+   * reading, instead of a GET per pod. A pod the decision would delete is read again first.
+   */
+  listedPods?: Pod[];
+  /** The task's record as just read in a batch (`undefined` inside: none is stored). */
+  preRead?: { record: TaskRecord | undefined };
 }
 
 export interface ReconcileResult {
@@ -64,6 +76,8 @@ export interface ReconcileResult {
   deleted: number;
   /** Why nothing was done, when nothing was. */
   skipped?: string;
+  /** Deletes decided and left for later under `holdDeletes` (nothing else was done either). */
+  heldDeletes?: number;
 }
 
 /** An intent younger than this may belong to a handler still acting on it: it is not settled yet. */
@@ -85,7 +99,9 @@ export async function reconcile(
 ): Promise<ReconcileResult> {
   for (let round = 1; ; round++) {
     try {
-      return await reconcileOnce(deps, target, hints);
+      // After a lost race, what was read before the race is outdated: read everything afresh.
+      const { listedPods: _listed, preRead: _preRead, ...reread } = target;
+      return await reconcileOnce(deps, round === 1 ? target : reread, hints);
     } catch (error) {
       if (!(error instanceof VersionConflictError) || round >= MAX_CONFLICT_RETRIES) throw error;
       deps.log.info('lost a write race; re-reading', { task: error.id, round });
@@ -100,19 +116,23 @@ async function reconcileOnce(
 ): Promise<ReconcileResult> {
   const now = deps.clock();
   const { cluster, namespace } = target;
+  const readPod = (name: string): Promise<Pod | undefined> | Pod => {
+    const listed = target.listedPods?.find((pod) => pod.metadata.name === name);
+    return listed ?? deps.cluster.getPod(cluster, namespace, name);
+  };
   // The pod's labels name its task; the pod index is only for a pod that is already gone.
-  const targetPod = target.podName
-    ? await deps.cluster.getPod(cluster, namespace, target.podName)
-    : undefined;
+  const targetPod = target.podName ? await readPod(target.podName) : undefined;
   const identified = targetPod ? identifyPod(targetPod, target.profile) : undefined;
   const id =
     target.taskId ??
     (identified?.kind === 'managed' ? { cluster, namespace, key: identified.identity.key } : undefined);
-  let record = id
-    ? await deps.store.get(id)
-    : target.podName && !targetPod
-      ? await deps.store.findByPod(cluster, namespace, target.podName)
-      : undefined;
+  let record = target.preRead
+    ? target.preRead.record
+    : id
+      ? await deps.store.get(id)
+      : target.podName && !targetPod
+        ? await deps.store.findByPod(cluster, namespace, target.podName)
+        : undefined;
   if (!record) {
     record = targetPod ? startTask(targetPod, target.profile, cluster, now) : undefined;
     if (!record)
@@ -126,12 +146,7 @@ async function reconcileOnce(
   const settled = await settleIntents(deps, record, now);
   // The supervised pod, re-read (unless it is the one just read): the API server has the last word.
   const podName = record.podName || target.podName;
-  const pod =
-    podName === target.podName
-      ? targetPod
-      : podName
-        ? await deps.cluster.getPod(cluster, namespace, podName)
-        : undefined;
+  const pod = podName === target.podName ? targetPod : podName ? await readPod(podName) : undefined;
   const fresh: Observation[] = [];
   if (targetPod && targetPod !== pod) fresh.push({ type: 'pod-seen', pod: targetPod });
   if (pod) fresh.push({ type: 'pod-seen', pod });
@@ -147,6 +162,11 @@ async function reconcileOnce(
     : [];
   hints = [...secondSource, ...hints, ...confirmed];
   let decision = decideAll(record, [...hints, ...fresh], now, deps.policy);
+  if (target.listedPods && !deps.holdDeletes && (await listedPodsChanged(deps, target, decision.actions))) {
+    // A pod about to be deleted changed since the list: decide again on fresh reads only.
+    const { listedPods: _listed, ...reread } = target;
+    return reconcileOnce(deps, reread, hints);
+  }
   if (decision.actions.some((a) => a.kind === 'create-pod')) {
     // Just before a re-create, ask the API server whether the orchestrator has moved on to a newer
     // try: such a pod is folded in first, which drops the superseded re-create.
@@ -311,6 +331,21 @@ function intentOf(deps: ReconcilerDeps, action: Action): ActionIntent | undefine
   return undefined;
 }
 
+/**
+ * Re-reads each listed pod the decision would delete: true if one is gone or changed since the
+ * list (its resourceVersion moved). A list may be seconds old; a delete acts on the pod as it is.
+ */
+async function listedPodsChanged(deps: ReconcilerDeps, target: Target, actions: Action[]): Promise<boolean> {
+  for (const action of actions) {
+    if (action.kind !== 'delete-pod') continue;
+    const listed = target.listedPods?.find((pod) => pod.metadata.name === action.podName);
+    if (!listed) continue;
+    const now = await deps.cluster.getPod(target.cluster, action.namespace, action.podName);
+    if (now?.metadata.resourceVersion !== listed.metadata.resourceVersion) return true;
+  }
+  return false;
+}
+
 /** Live pods of the same task with a higher try number than the record's, newest last. */
 async function newerTryPods(deps: ReconcilerDeps, task: TaskRecord): Promise<Pod[]> {
   const selector = taskLabelSelector(task);
@@ -363,6 +398,10 @@ async function commit(
   now: number,
   settled: Settled = { audits: [], events: [], kept: before.intents ?? [] },
 ): Promise<ReconcileResult> {
+  if (deps.holdDeletes) {
+    const heldDeletes = actions.filter((a) => a.kind === 'delete-pod').length;
+    if (heldDeletes > 0) return { task: before, actions, heldDeletes, deleted: 0 };
+  }
   if (deps.dryRun) {
     // A dry run reports what it would delete and changes nothing else: no record, no event, no pod.
     const audits = actions.flatMap((a) => (a.kind === 'delete-pod' ? [deleteAudit(deps, a, 'dry-run')] : []));
@@ -388,7 +427,7 @@ async function commit(
   } else delete after.intents;
   let saved = after;
   if (before.version === 0 || JSON.stringify(before) !== JSON.stringify(after)) {
-    saved = await deps.store.put(after, now);
+    saved = await deps.store.put(after, now, before.version === 0 ? undefined : before);
   }
   const followUps: Observation[] = [];
   const audits: AuditEntry[] = [];
@@ -568,7 +607,7 @@ async function flushOutbox(deps: ReconcilerDeps, task: TaskRecord, now: number):
   const cleared = { ...task };
   delete cleared.outbox;
   try {
-    return await deps.store.put(cleared, now);
+    return await deps.store.put(cleared, now, task);
   } catch (error) {
     if (error instanceof VersionConflictError) return task; // the winner delivers (duplicates carry the same id)
     throw error;

@@ -9,6 +9,7 @@ import {
   QueryCommand,
   type TransactWriteItem,
   TransactWriteItemsCommand,
+  UpdateItemCommand,
   type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
 import { DEFAULT_POLICY } from '../core/policy.ts';
@@ -48,6 +49,8 @@ import {
   toAuditItem,
   toPodItem,
   toTaskItem,
+  type UpdateOfItem,
+  updateOfItem,
 } from './task-item.ts';
 
 export interface DynamoTaskStoreOptions {
@@ -87,6 +90,8 @@ export interface TaskListing {
 /** DynamoDB's limits per BatchWriteItem and BatchGetItem call. */
 const BATCH_WRITE_MAX = 25;
 const BATCH_GET_MAX = 100;
+/** BatchGetItem calls in flight at once for `getMany`: 400 records, without a burst that throttles. */
+const BATCH_GET_CONCURRENCY = 4;
 /** Unprocessed batch items are what DynamoDB returns instead of a throttling error; retry them. */
 const BATCH_RETRIES = 8;
 const BATCH_BACKOFF_BASE_MS = 50;
@@ -152,6 +157,23 @@ export class DynamoTaskStore implements TaskStore {
     return item ? fromTaskItem(item) : undefined;
   }
 
+  async getMany(ids: TaskId[]): Promise<TaskRecord[]> {
+    if (!Array.isArray(ids)) throw new StoreInputError('getMany: ids must be an array');
+    // BatchGetItem refuses a request that names a key twice.
+    const keys = [...new Set(ids.map((id) => taskPartitionKey(id)))];
+    const chunks: string[][] = [];
+    for (let start = 0; start < keys.length; start += BATCH_GET_MAX)
+      chunks.push(keys.slice(start, start + BATCH_GET_MAX));
+    const records: TaskRecord[] = [];
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: Math.min(BATCH_GET_CONCURRENCY, chunks.length) }, async () => {
+        while (next < chunks.length) records.push(...(await this.#batchGetTasks(chunks[next++]!)));
+      }),
+    );
+    return records;
+  }
+
   /**
    * Writes the task item, and keeps the pod pointer that `findByPod` reads in step with it.
    *
@@ -162,35 +184,59 @@ export class DynamoTaskStore implements TaskStore {
    * `version` and `podIndexed`. When the pod name or the expiry changes (a new task, a new try, a
    * task ending), that condition fails and the write becomes one transaction: the task put
    * (conditional on the version), the new pointer, and an expiry for the previous pod's pointer.
+   *
+   * Given `previous` (the record as read at `record.version`), the task write is an UpdateItem of
+   * the attributes that differ from it instead of a PutItem of the whole item: the captured spec,
+   * which never changes after its capture, is sent once, with the task's first write.
    */
-  async put(record: TaskRecord, now: number): Promise<TaskRecord> {
-    const prepared = toTaskItem(record, { shards: this.shards, retentionMs: this.retentionMs, now });
+  async put(record: TaskRecord, now: number, previous?: TaskRecord): Promise<TaskRecord> {
+    const options = { shards: this.shards, retentionMs: this.retentionMs, now };
+    const prepared = toTaskItem(record, options);
     const stored: TaskRecord = { ...record, version: record.version + 1 };
     if (record.version === 0) {
-      await this.#putWithPointer(record, prepared, now, undefined);
+      await this.#putWithPointer(record, prepared, now, undefined, undefined);
       return stored;
     }
+    // The stored item is the one `previous` was read from only if their versions match.
+    let update: UpdateOfItem | undefined;
+    if (previous !== undefined && previous.version === record.version) {
+      // toTaskItem writes the version after the write; the stored item carries the one before it.
+      const storedItem = toTaskItem(previous, options).item;
+      storedItem.version = { N: String(previous.version) };
+      update = updateOfItem(storedItem, prepared.item);
+    }
+    const condition = {
+      ConditionExpression: '#version = :expected AND #podIndexed = :podMarker',
+      ExpressionAttributeNames: { '#version': 'version', '#podIndexed': POD_INDEXED_ATTRIBUTE },
+      ExpressionAttributeValues: {
+        ':expected': { N: String(record.version) },
+        ':podMarker': { S: prepared.podMarker },
+      },
+      ReturnValuesOnConditionCheckFailure: 'ALL_OLD' as const,
+    };
     try {
-      await this.#client.send(
-        new PutItemCommand({
-          TableName: this.tableName,
-          Item: prepared.item,
-          ConditionExpression: '#version = :expected AND #podIndexed = :podMarker',
-          ExpressionAttributeNames: { '#version': 'version', '#podIndexed': POD_INDEXED_ATTRIBUTE },
-          ExpressionAttributeValues: {
-            ':expected': { N: String(record.version) },
-            ':podMarker': { S: prepared.podMarker },
-          },
-          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-        }),
-      );
+      if (update)
+        await this.#client.send(
+          new UpdateItemCommand({
+            TableName: this.tableName,
+            Key: prepared.key,
+            UpdateExpression: update.expression,
+            ...condition,
+            ExpressionAttributeNames: { ...condition.ExpressionAttributeNames, ...update.names },
+            ExpressionAttributeValues: { ...condition.ExpressionAttributeValues, ...update.values },
+          }),
+        );
+      else
+        await this.#client.send(
+          new PutItemCommand({ TableName: this.tableName, Item: prepared.item, ...condition }),
+        );
       return stored;
     } catch (error) {
       if (!isConditionalCheckFailure(error)) throw error;
       const old = (error as { Item?: Item }).Item;
       if (old?.version?.N !== String(record.version))
         throw new VersionConflictError(record.id, record.version);
-      await this.#putWithPointer(record, prepared, now, old.podName?.S);
+      await this.#putWithPointer(record, prepared, now, old.podName?.S, update);
       return stored;
     }
   }
@@ -200,24 +246,38 @@ export class DynamoTaskStore implements TaskStore {
     prepared: TaskItem,
     now: number,
     previousPodName: string | undefined,
+    update: UpdateOfItem | undefined,
   ): Promise<void> {
     const taskKey = prepared.key[PARTITION_KEY]!.S!;
-    const taskPut: TransactWriteItem = {
-      Put: {
-        TableName: this.tableName,
-        Item: prepared.item,
-        ...(record.version === 0
-          ? {
-              ConditionExpression: 'attribute_not_exists(#pk)',
-              ExpressionAttributeNames: { '#pk': PARTITION_KEY },
-            }
-          : {
-              ConditionExpression: '#version = :expected',
-              ExpressionAttributeNames: { '#version': 'version' },
-              ExpressionAttributeValues: { ':expected': { N: String(record.version) } },
-            }),
-      },
+    const versionCondition = {
+      ConditionExpression: '#version = :expected',
+      ExpressionAttributeNames: { '#version': 'version' },
+      ExpressionAttributeValues: { ':expected': { N: String(record.version) } },
     };
+    const taskPut: TransactWriteItem =
+      update && record.version > 0
+        ? {
+            Update: {
+              TableName: this.tableName,
+              Key: prepared.key,
+              UpdateExpression: update.expression,
+              ...versionCondition,
+              ExpressionAttributeNames: { ...versionCondition.ExpressionAttributeNames, ...update.names },
+              ExpressionAttributeValues: { ...versionCondition.ExpressionAttributeValues, ...update.values },
+            },
+          }
+        : {
+            Put: {
+              TableName: this.tableName,
+              Item: prepared.item,
+              ...(record.version === 0
+                ? {
+                    ConditionExpression: 'attribute_not_exists(#pk)',
+                    ExpressionAttributeNames: { '#pk': PARTITION_KEY },
+                  }
+                : versionCondition),
+            },
+          };
     const pointerPut: TransactWriteItem = {
       Put: { TableName: this.tableName, Item: toPodItem(record, taskKey, prepared.expiresAt, now) },
     };

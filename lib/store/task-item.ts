@@ -138,6 +138,51 @@ export function toTaskItem(record: TaskRecord, options: TaskItemOptions): TaskIt
   return { item, key: taskItemKey(taskKey), podMarker, expiresAt };
 }
 
+export interface UpdateOfItem {
+  expression: string;
+  names: Record<string, string>;
+  values: Item;
+}
+
+/**
+ * The UpdateItem that turns the stored item `before` into `after`: SET for every attribute that is
+ * new or differs, REMOVE for every attribute `after` no longer has; the key is left alone.
+ */
+export function updateOfItem(before: Item, after: Item): UpdateOfItem {
+  const names: Record<string, string> = {};
+  const values: Item = {};
+  const set: string[] = [];
+  const remove: string[] = [];
+  let n = 0;
+  for (const [name, value] of Object.entries(after)) {
+    if (name === PARTITION_KEY || name === SORT_KEY || sameAttribute(before[name], value)) continue;
+    names[`#u${n}`] = name;
+    values[`:u${n}`] = value;
+    set.push(`#u${n} = :u${n}`);
+    n++;
+  }
+  for (const name of Object.keys(before)) {
+    if (name === PARTITION_KEY || name === SORT_KEY || name in after) continue;
+    names[`#u${n}`] = name;
+    remove.push(`#u${n}`);
+    n++;
+  }
+  const expression = [
+    set.length > 0 ? `SET ${set.join(', ')}` : '',
+    remove.length > 0 ? `REMOVE ${remove.join(', ')}` : '',
+  ]
+    .filter(Boolean)
+    .join(' ');
+  return { expression, names, values };
+}
+
+function sameAttribute(a: AttributeValue | undefined, b: AttributeValue): boolean {
+  if (a === undefined) return false;
+  if (a.B !== undefined || b.B !== undefined)
+    return a.B !== undefined && b.B !== undefined && Buffer.from(a.B).equals(Buffer.from(b.B));
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
 export function fromTaskItem(item: Item): TaskRecord {
   const fields: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(item)) {

@@ -1,6 +1,7 @@
 /**
  * Benchmark runner: `npm run bench` (all), `npm run bench -- classify engine` (files whose name
- * contains any of the words).
+ * contains any of the words). Flags (`--pods 10000`, `--pods=10000`) are not filters: they are
+ * handed to every bench that runs, which reads the ones it knows.
  *
  * It runs every `test/bench/*.bench.ts` in file-name order, one after the other. A bench file
  * default-exports one async function that receives `report(name, figure)` and calls it once per
@@ -19,12 +20,32 @@ import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export type Report = (name: string, figure: string) => void;
-export type Bench = (report: Report) => Promise<void> | void;
+export type Bench = (report: Report, flags: string[]) => Promise<void> | void;
 
 const BENCH_DIR = fileURLToPath(new URL('.', import.meta.url));
 const SUFFIX = '.bench.ts';
 
-async function main(filters: string[]): Promise<number> {
+/** Splits argv into file filters and flags; a flag without `=` takes the next word as its value. */
+function splitArgs(argv: string[]): { filters: string[]; flags: string[] } {
+  const filters: string[] = [];
+  const flags: string[] = [];
+  for (let index = 0; index < argv.length; index++) {
+    const word = argv[index]!;
+    if (!word.startsWith('-')) filters.push(word);
+    else {
+      flags.push(word);
+      const value = argv[index + 1];
+      if (!word.includes('=') && value !== undefined && !value.startsWith('-')) {
+        flags.push(value);
+        index++;
+      }
+    }
+  }
+  return { filters, flags };
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { filters, flags } = splitArgs(argv);
   const files = (await readdir(BENCH_DIR))
     .filter((file) => file.endsWith(SUFFIX))
     .filter((file) => filters.length === 0 || filters.some((word) => file.includes(word)))
@@ -44,8 +65,9 @@ async function main(filters: string[]): Promise<number> {
       const module = (await import(new URL(file, `file://${BENCH_DIR}`).href)) as { default?: unknown };
       if (typeof module.default !== 'function')
         throw new Error(`${file} has no default-exported bench function`);
-      await (module.default as Bench)((figureName, figure) =>
-        console.log(`  ${figureName.padEnd(56)} ${figure}`),
+      await (module.default as Bench)(
+        (figureName, figure) => console.log(`  ${figureName.padEnd(56)} ${figure}`),
+        flags,
       );
     } catch (error) {
       failed++;

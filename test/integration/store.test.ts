@@ -717,3 +717,144 @@ describe('failed writes', () => {
     expect(await store.get(stored.id)).toEqual({ ...stored, message: 'first try', version: 2 });
   });
 });
+
+/** A store on its own client that records every request it sends, with its input. */
+function recordingStore(): {
+  store: DynamoTaskStore;
+  sent: Array<{ command: string; input: Record<string, unknown> }>;
+  close: () => void;
+} {
+  const client = localDynamoDBClient();
+  const sent: Array<{ command: string; input: Record<string, unknown> }> = [];
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      sent.push({
+        command: context.commandName ?? '',
+        input: structuredClone(args.input as Record<string, unknown>),
+      });
+      return next(args);
+    },
+    { step: 'initialize', name: 'recordRequests' },
+  );
+  return {
+    store: new DynamoTaskStore({ client, tableName: table.tableName, retentionMs: RETENTION_MS }),
+    sent,
+    close: () => client.destroy(),
+  };
+}
+
+describe('getMany', () => {
+  it('reads many records in batches of at most 100 and leaves out tasks never stored', async () => {
+    const stored: TaskRecord[] = [];
+    for (let index = 0; index < 130; index++) stored.push(await store.put(freshRecord(), NOW));
+    const { store: observed, sent, close } = recordingStore();
+    try {
+      const ids = [...stored.map((record) => record.id), makeTaskId({ key: 'never/stored/run/-1' })];
+      // A task named twice is read once (BatchGetItem refuses a key named twice).
+      const records = await observed.getMany([...ids, stored[0]!.id]);
+      const byKey = new Map(records.map((record) => [record.id.key, record]));
+      expect(records).toHaveLength(130);
+      for (const record of stored) expect(byKey.get(record.id.key)).toEqual(record);
+      const batches = sent.filter((request) => request.command === 'BatchGetItemCommand');
+      expect(batches.length).toBeGreaterThanOrEqual(2);
+      for (const batch of batches) {
+        const keys = Object.values(
+          batch.input.RequestItems as Record<string, { Keys: unknown[]; ConsistentRead: boolean }>,
+        )[0]!;
+        expect(keys.Keys.length).toBeLessThanOrEqual(100);
+        expect(keys.ConsistentRead).toBe(true);
+      }
+      expect(await observed.getMany([])).toEqual([]);
+    } finally {
+      close();
+    }
+  });
+});
+
+describe('writes of what changed (put with the record as read)', () => {
+  it('sends an UpdateItem of the changed fields only, never the captured spec again', async () => {
+    const v1 = await store.put(freshRecord({ state: 'Pending', mainStarted: false }), NOW);
+    const { store: observed, sent, close } = recordingStore();
+    try {
+      const next = { ...v1, state: 'Running' as const, mainStarted: true, message: 'started' };
+      const v2 = await observed.put(next, NOW + 1_000, v1);
+      expect(v2.version).toBe(2);
+      expect(sent.map((request) => request.command)).toEqual(['UpdateItemCommand']);
+      const update = JSON.stringify(sent[0]!.input);
+      expect(update).not.toContain('"captured"');
+      expect(update).not.toContain('"history"');
+      expect(sent[0]!.input.ConditionExpression).toContain('#version = :expected');
+      expect(await store.get(v1.id)).toEqual(v2);
+      const item = await rawItem(taskPartitionKey(v1.id), TASK_SORT_KEY);
+      expect(item?.captured?.S).toBe(JSON.stringify(v1.captured));
+    } finally {
+      close();
+    }
+  });
+
+  it('removes fields the new version no longer has', async () => {
+    const v1 = await store.put(freshRecord({ dueAt: NOW + 5_000, goneUnexplainedAt: NOW - 1 }), NOW);
+    const { dueAt: _dueAt, goneUnexplainedAt: _gone, ...rest } = v1;
+    const v2 = await store.put(rest, NOW, v1);
+    expect(await store.get(v1.id)).toEqual(v2);
+    const item = await rawItem(taskPartitionKey(v1.id), TASK_SORT_KEY);
+    expect(item?.dueAt).toBeUndefined();
+    expect(item?.dueShard).toBeUndefined();
+    expect(item?.goneUnexplainedAt).toBeUndefined();
+  });
+
+  it('is conditional on the version: an update from an outdated read is a conflict and changes nothing', async () => {
+    const v1 = await store.put(freshRecord(), NOW);
+    const v2 = await store.put({ ...v1, message: 'the winner' }, NOW, v1);
+    await expect(store.put({ ...v1, message: 'the loser' }, NOW, v1)).rejects.toBeInstanceOf(
+      VersionConflictError,
+    );
+    expect(await store.get(v1.id)).toEqual(v2);
+  });
+
+  it('keeps the pod pointers in step when the update changes the pod, and ends with the pointer expiring', async () => {
+    const v1 = await store.put(freshRecord(), NOW);
+    const { cluster, namespace } = v1.id;
+    const { store: observed, sent, close } = recordingStore();
+    try {
+      const newPod = `${v1.podName}-try2`;
+      const v2 = await observed.put({ ...v1, tryNumber: 2, highestTry: 2, podName: newPod }, NOW + 1_000, v1);
+      const transaction = sent.find((request) => request.command === 'TransactWriteItemsCommand');
+      const items = (transaction?.input.TransactItems ?? []) as Array<Record<string, unknown>>;
+      expect(items[0]).toHaveProperty('Update');
+      expect(JSON.stringify(items[0])).not.toContain('"captured"');
+      expect(await store.findByPod(cluster, namespace, newPod)).toEqual(v2);
+      expect((await store.findByPod(cluster, namespace, v1.podName))?.podName).toBe(newPod);
+
+      const endedAt = NOW + 2_000;
+      const v3 = await observed.put({ ...v2, state: 'Succeeded', endedAt, mainExitCode: 0 }, endedAt, v2);
+      const expected = String(Math.ceil((endedAt + RETENTION_MS) / 1000));
+      expect((await rawItem(taskPartitionKey(v3.id), TASK_SORT_KEY))?.expiresAt).toEqual({ N: expected });
+      expect((await rawPodPointer(v3.id, newPod))?.expiresAt).toEqual({ N: expected });
+      expect(await store.get(v1.id)).toEqual(v3);
+    } finally {
+      close();
+    }
+  });
+
+  it('refuses an update that would make the item too large, and keeps the stored version', async () => {
+    const v1 = await store.put(freshRecord(), NOW);
+    const captured = makeCapturedPod();
+    captured.metadata.annotations['example.com/blob'] = randomBytes(400_000).toString('base64');
+    await expect(store.put({ ...v1, captured }, NOW, v1)).rejects.toBeInstanceOf(RecordTooLargeError);
+    expect(await store.get(v1.id)).toEqual(v1);
+  });
+
+  it('writes the whole item when the record given as read is of another version', async () => {
+    const v1 = await store.put(freshRecord(), NOW);
+    const v2 = await store.put({ ...v1, message: 'second' }, NOW, v1);
+    const { store: observed, sent, close } = recordingStore();
+    try {
+      const v3 = await observed.put({ ...v2, message: 'third' }, NOW, v1);
+      expect(sent.map((request) => request.command)).toEqual(['PutItemCommand']);
+      expect(await store.get(v1.id)).toEqual(v3);
+    } finally {
+      close();
+    }
+  });
+});

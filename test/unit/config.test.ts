@@ -47,7 +47,7 @@ describe('loadConfig', () => {
       profiles: ['airflow-kpo'],
       allowedNamespaces: ['airflow', 'batch'],
       reaper: { maxDeletes: DEFAULT_REAPER_MAX_DELETES, dryRun: false },
-      timerBatchSize: 100,
+      timerBatchSize: 1_000,
       exporterSources: {},
       orchestratorSources: ['airflow.listener'],
     });
@@ -86,7 +86,7 @@ describe('loadConfig', () => {
       [ENV.allowedNamespaces, /"Batch_1" is not a valid namespace name/],
       [ENV.reaperMaxDeletes, /"-1" is not a whole number from 0 to 1000/],
       [ENV.reaperDryRun, /"yes" is not true or false/],
-      [ENV.timerBatchSize, /"0" is not a whole number from 1 to 1000/],
+      [ENV.timerBatchSize, /"0" is not a whole number from 1 to 10000/],
       [ENV.exporterSources, /expected a JSON object mapping each exporter source/],
       ['PODWARDEN_RECREATE_BUDGET', /"three" is not a whole number/],
       ['PODWARDEN_PULL_DEADLINE', /"10 minutes" is not a duration/],

@@ -1,0 +1,422 @@
+/**
+ * Scale: `npm run bench -- scale [--pods 10000] [--from-source]` (default 1,000 pods).
+ *
+ * Creates that many KubernetesPodOperator-like pods (airflow-kpo labels) on the local control plane,
+ * on KWOK fake nodes, with DynamoDB Local as the store: 5% of the pods are sidecar zombies, 5% are
+ * pods of a stale try (their task has a newer try's pod too). Then it runs, each in a fresh Node
+ * process as one Lambda invocation would (scale/pass-worker.ts), a first reaper pass (no records yet),
+ * a second one (records exist, zombies past their grace) and a timer pass with every task due, and
+ * prints time, peak RSS and heap, calls by kind through the Cluster and TaskStore ports, and the
+ * DynamoDB requests behind them. Last, on a table of its own, it counts the items written over one
+ * ordinary lifecycle (Pending -> Running -> Succeeded) and over a real preemption and re-create.
+ *
+ * The passes' clock runs ahead of the wall clock (a few minutes per step) so that the pods are past
+ * the reaper's minimum age and the zombies past their grace without the bench waiting for them.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { CreateTableCommand, DynamoDBClient, waitUntilTableExists } from '@aws-sdk/client-dynamodb';
+import { CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { build } from 'esbuild';
+import { KubeCluster } from '../../lib/cluster/kube-cluster.ts';
+import { DEFAULT_TIMER_BATCH_SIZE } from '../../lib/config.ts';
+import { makePolicy } from '../../lib/core/policy.ts';
+import type { TaskRecord } from '../../lib/core/task.ts';
+import { startDynamoDbLocal } from '../../lib/devcluster/dynamodb-local.ts';
+import {
+  fakeNodeManifest,
+  priorityClasses,
+  resolveControlPlaneBinaries,
+  startControlPlane,
+  taskPodManifest,
+} from '../../lib/devcluster/index.ts';
+import { Poller } from '../../lib/local/poller.ts';
+import type { ReconcilerDeps } from '../../lib/reconciler/reconcile.ts';
+import { DynamoTaskStore } from '../../lib/store/dynamo-task-store.ts';
+import { tableDefinition } from '../../lib/store/schema.ts';
+import type { Report } from './run.ts';
+import { Counts, countDynamoRequests } from './scale/counting.ts';
+import type { PassJob, PassOutcome } from './scale/pass-worker.ts';
+
+const CLUSTER = 'bench';
+const NAMESPACE = 'scale';
+const LIFECYCLE_NAMESPACE = 'lifecycle';
+const MINUTE = 60_000;
+const CREATE_WIDTH = 32;
+const PODS_PER_NODE = 2_500;
+const WORKER_SOURCE = fileURLToPath(new URL('./scale/pass-worker.ts', import.meta.url));
+const UNDICI_SHIM = fileURLToPath(new URL('../../infra/bundling/undici.mjs', import.meta.url));
+
+/**
+ * The pass worker bundled as the Lambda functions are (infra/podwarden-stack.ts's bundling options),
+ * so the memory it reports is what a function's would be, not that of Node compiling TypeScript.
+ */
+async function bundleWorker(dir: string): Promise<string> {
+  const outfile = join(dir, 'pass-worker.mjs');
+  await build({
+    entryPoints: [WORKER_SOURCE],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node24',
+    minify: true,
+    mainFields: ['module', 'main'],
+    define: { esbuildDetection: 'true' },
+    alias: { undici: UNDICI_SHIM },
+    banner: {
+      js: "import { createRequire as __podwardenRequire } from 'node:module'; const require = __podwardenRequire(import.meta.url);",
+    },
+    logLevel: 'error',
+  });
+  return outfile;
+}
+const credentials = { accessKeyId: 'podwardenlocal', secretAccessKey: 'podwardenlocal' };
+
+function labels(task: number, tryNumber: number, dag = 'scale'): Record<string, string> {
+  return {
+    kubernetes_pod_operator: 'True',
+    dag_id: dag,
+    task_id: `t${task}`,
+    run_id: 'scheduled__2026-12-01T0000000000-0a1b2c3d4',
+    try_number: String(tryNumber),
+  };
+}
+
+/** The pod mix: 5% of the pods are a stale try beside their task's newer pod, 5% are zombies. */
+function podManifests(pods: number, nodes: string[]): V1Pod[] {
+  const stale = Math.round(pods * 0.05);
+  const zombies = Math.round(pods * 0.05);
+  const tasks = pods - stale;
+  const manifests: V1Pod[] = [];
+  for (let task = 0; task < tasks; task++) {
+    const newest = task < stale ? 2 : 1;
+    const zombie = task >= stale && task < stale + zombies;
+    for (let tryNumber = 1; tryNumber <= newest; tryNumber++) {
+      manifests.push(
+        taskPodManifest({
+          name: `t${task}-try${tryNumber}`,
+          namespace: NAMESPACE,
+          labels: labels(task, tryNumber),
+          behaviour: zombie ? { kind: 'zombie-sidecar', code: 0 } : { kind: 'run' },
+          ...(zombie ? { sidecar: true, runForMs: 200 } : {}),
+          // Placed directly: the scheduler is not what this bench measures, and 10,000 bindings
+          // would only slow the set-up.
+          nodeName: nodes[manifests.length % nodes.length]!,
+        }),
+      );
+    }
+  }
+  return manifests;
+}
+
+async function inParallel<T>(items: T[], width: number, work: (item: T) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < items.length) await work(items[next++]!);
+    }),
+  );
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
+
+let WORKER = WORKER_SOURCE;
+
+function runPass(job: PassJob): Promise<PassOutcome> {
+  return new Promise((resolve, reject) => {
+    // e.g. SCALE_WORKER_NODE_OPTIONS='--cpu-prof --cpu-prof-dir=/tmp/prof' to profile the passes.
+    const nodeOptions = process.env.SCALE_WORKER_NODE_OPTIONS?.split(' ').filter(Boolean) ?? [];
+    const child = spawn(process.execPath, [...nodeOptions, WORKER, JSON.stringify(job)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      stdout += chunk;
+    });
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk;
+    });
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      const line = /^RESULT (.*)$/m.exec(stdout)?.[1];
+      if (code !== 0 || !line) reject(new Error(`pass worker exited ${code}:\n${stderr.slice(-4000)}`));
+      else resolve(JSON.parse(line) as PassOutcome);
+    });
+  });
+}
+
+function reportPass(report: Report, name: string, outcome: PassOutcome): void {
+  report(`${name}: time`, `${(outcome.ms / 1000).toFixed(2)} s`);
+  report(
+    `${name}: peak RSS / heap`,
+    `${outcome.maxRssMb.toFixed(0)} MB / ${outcome.peakHeapMb.toFixed(0)} MB`,
+  );
+  report(`${name}: result`, JSON.stringify(outcome.result));
+  const byKind = (prefix: string) =>
+    Object.entries(outcome.counts)
+      .filter(([kind]) => kind.startsWith(prefix))
+      .sort((a, b) => b[1] - a[1])
+      .map(([kind, value]) => `${kind.slice(prefix.length)} ${value}`)
+      .join(', ');
+  report(`${name}: Cluster calls`, byKind('cluster.'));
+  report(`${name}: TaskStore calls`, byKind('store.'));
+  report(`${name}: DynamoDB requests`, byKind('dynamodb.'));
+  report(`${name}: items written`, byKind('written.') || 'none');
+}
+
+export default async function scaleBench(report: Report, flags: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: flags,
+    options: { pods: { type: 'string' }, 'from-source': { type: 'boolean' } },
+    strict: false,
+  });
+  const pods = Number(values.pods ?? 1_000);
+  if (!Number.isInteger(pods) || pods < 20)
+    throw new Error(`--pods must be a whole number >= 20, got ${values.pods}`);
+  try {
+    resolveControlPlaneBinaries();
+  } catch {
+    report('scale', 'skipped (binaries not built: npm run controlplane:build)');
+    return;
+  }
+  const workDir = await mkdtemp(join(tmpdir(), 'podwarden-scale-'));
+  WORKER = values['from-source'] ? WORKER_SOURCE : await bundleWorker(workDir);
+  report(
+    'passes run from',
+    values['from-source'] ? 'TypeScript sources' : "a bundle built like the functions'",
+  );
+  const controlPlane = await startControlPlane({ nodes: 0, startTimeoutMs: 300_000 });
+  const dynamo = await startDynamoDbLocal();
+  const client = new DynamoDBClient({ region: 'local', endpoint: dynamo.endpoint, credentials });
+  try {
+    const kc = new KubeConfig();
+    kc.loadFromFile(controlPlane.kubeconfigPath);
+    const core = kc.makeApiClient(CoreV1Api);
+    for (const table of ['scale', 'lifecycle']) {
+      await client.send(new CreateTableCommand(tableDefinition(table)));
+      await waitUntilTableExists({ client, maxWaitTime: 60 }, { TableName: table });
+    }
+    const nodes = Array.from({ length: Math.ceil(pods / PODS_PER_NODE) }, (_, n) => `scale-${n}`);
+    for (const name of nodes)
+      await core.createNode({
+        body: fakeNodeManifest({ name, cpu: '1000', memory: '4000Gi', pods: String(PODS_PER_NODE + 100) }),
+      });
+    await core.createNamespace({ body: { metadata: { name: NAMESPACE } } });
+
+    const manifests = podManifests(pods, nodes);
+    let started = performance.now();
+    await inParallel(manifests, CREATE_WIDTH, (body) =>
+      core.createNamespacedPod({ namespace: NAMESPACE, body }),
+    );
+    report(`set-up: ${pods} pods created`, `${((performance.now() - started) / 1000).toFixed(1)} s`);
+    started = performance.now();
+    const cluster = new KubeCluster(async () => kc);
+    await until(
+      'every pod running (zombies: main container terminated)',
+      async () => {
+        const listed = await cluster.listPods(CLUSTER, { namespace: NAMESPACE });
+        const ready = listed.filter(
+          (pod) =>
+            pod.status?.phase === 'Running' &&
+            (pod.metadata.labels?.['podwarden.test/behaviour'] !== 'zombie-sidecar' ||
+              pod.status.containerStatuses?.some((c) => c.name === 'base' && c.state?.terminated)),
+        ).length;
+        return ready === pods ? ready : undefined;
+      },
+      30 * MINUTE,
+    );
+    report('set-up: KWOK ran every pod', `${((performance.now() - started) / 1000).toFixed(1)} s`);
+
+    const job: PassJob = {
+      pass: 'reaper',
+      kubeconfigPath: controlPlane.kubeconfigPath,
+      dynamoEndpoint: dynamo.endpoint,
+      tableName: 'scale',
+      cluster: CLUSTER,
+      namespace: NAMESPACE,
+      policy: {},
+      clockOffsetMs: 3 * MINUTE,
+      maxDeletes: 10,
+      timerLimit: DEFAULT_TIMER_BATCH_SIZE,
+    };
+    reportPass(report, `reaper pass 1 (${pods} pods, no records yet)`, await runPass(job));
+    // Past the zombies' sidecar grace (5 min after the first pass saw their main container end).
+    reportPass(
+      report,
+      `reaper pass 2 (${pods} pods, records exist)`,
+      await runPass({ ...job, clockOffsetMs: 9 * MINUTE }),
+    );
+    // Past every running task's resync (10 min after the first pass).
+    const timer = await runPass({ ...job, pass: 'timer', clockOffsetMs: 14 * MINUTE });
+    reportPass(report, `timer pass (every task due, batch ${DEFAULT_TIMER_BATCH_SIZE})`, timer);
+    const handled = (timer.result as { reconciled?: number }).reconciled ?? 0;
+    report(
+      'timer: due tasks reconciled per minute of one invocation',
+      `${Math.round(Math.min(handled, (handled * MINUTE) / timer.ms)).toLocaleString('en')} (${handled} in ${(timer.ms / 1000).toFixed(1)} s)`,
+    );
+
+    await lifecycleFigures(report, kc, client, dynamo.endpoint);
+  } finally {
+    client.destroy();
+    await dynamo.stop();
+    await controlPlane.stop();
+    await rm(workDir, { recursive: true, force: true });
+  }
+}
+
+/** Items written over whole task lifecycles, driven by the local runtime's poller on a table of its own. */
+async function lifecycleFigures(
+  report: Report,
+  kc: KubeConfig,
+  _client: DynamoDBClient,
+  endpoint: string,
+): Promise<void> {
+  const core = kc.makeApiClient(CoreV1Api);
+  await core.createNamespace({ body: { metadata: { name: LIFECYCLE_NAMESPACE } } });
+  const counts = new Counts();
+  const counted = new DynamoDBClient({ region: 'local', endpoint, credentials });
+  countDynamoRequests(counted, counts);
+  const store = new DynamoTaskStore({ client: counted, tableName: 'lifecycle' });
+  const deps: ReconcilerDeps = {
+    store,
+    cluster: new KubeCluster(async () => kc),
+    sink: { emit: async () => {} },
+    policy: makePolicy({}),
+    clock: Date.now,
+    actor: 'bench:lifecycle',
+    log: { info() {}, warn() {}, error() {} },
+  };
+  const poller = new Poller(deps, {
+    cluster: CLUSTER,
+    namespace: LIFECYCLE_NAMESPACE,
+    profile: 'airflow-kpo',
+    maxDeletes: 10,
+  });
+  const readTask = (task: number) =>
+    store.get({
+      cluster: CLUSTER,
+      namespace: LIFECYCLE_NAMESPACE,
+      key: `life/t${task}/scheduled__2026-12-01T0000000000-0a1b2c3d4/-1`,
+    });
+  const drive = (
+    what: string,
+    task: number,
+    done: (t: TaskRecord) => boolean,
+    onPoll?: () => Promise<void>,
+  ) =>
+    until(
+      what,
+      async () => {
+        await poller.poll();
+        await onPoll?.();
+        const record = await readTask(task);
+        return record && done(record) ? record : undefined;
+      },
+      5 * MINUTE,
+    );
+  const written = () => counts.entries('written.').filter(([kind]) => kind !== 'written.seen');
+  const describeWrites = (before: Array<[string, number]>) => {
+    const base = new Map(before);
+    const delta = written().map(
+      ([kind, value]) => [kind.slice('written.'.length), value - (base.get(kind) ?? 0)] as const,
+    );
+    const items = delta
+      .filter(([kind]) => kind === 'task' || kind === 'pod-pointer')
+      .reduce((sum, [, n]) => sum + n, 0);
+    return `${items} (${delta.map(([kind, n]) => `${kind} ${n}`).join(', ')})`;
+  };
+
+  // Ordinary: Pending -> Running -> Succeeded. The pod waits 3 s before it starts, so that Pending
+  // is seen, as it is when a node pulls the image.
+  let before = written();
+  await core.createNamespacedPod({
+    namespace: LIFECYCLE_NAMESPACE,
+    body: taskPodManifest({
+      name: 'ordinary-1',
+      namespace: LIFECYCLE_NAMESPACE,
+      labels: labels(1, 1, 'life'),
+      behaviour: { kind: 'exit', code: 0 },
+      runForMs: 3_000,
+      priorityClassName: priorityClasses.taskLow.name,
+    }),
+  });
+  const ordinary = await drive('the ordinary task to succeed', 1, (t) => t.state === 'Succeeded');
+  report(
+    'items written, ordinary lifecycle',
+    `${describeWrites(before)}; states ${['Pending', ...ordinary.history.map((h) => h.to)].join(' -> ')}`,
+  );
+
+  // Preemption: the scheduler preempts the task pod for a daemon; Podwarden re-creates it once the
+  // old pod is gone, the daemon is removed so the new pod can run, and the task succeeds.
+  const node = 'lifecycle-node';
+  const taint = { key: 'podwarden.bench/dedicated', value: 'lifecycle', effect: 'NoSchedule' };
+  await core.createNode({ body: fakeNodeManifest({ name: node, cpu: '1', memory: '1Gi', taints: [taint] }) });
+  const placement = {
+    nodeSelector: { 'kubernetes.io/hostname': node },
+    tolerations: [{ key: taint.key, operator: 'Equal', value: taint.value, effect: taint.effect }],
+  };
+  before = written();
+  const victim = await core.createNamespacedPod({
+    namespace: LIFECYCLE_NAMESPACE,
+    body: taskPodManifest({
+      name: 'preempted-2',
+      namespace: LIFECYCLE_NAMESPACE,
+      labels: labels(2, 1, 'life'),
+      behaviour: { kind: 'exit', code: 0 },
+      runForMs: 8_000,
+      priorityClassName: priorityClasses.taskLow.name,
+      cpu: '700m',
+      ...placement,
+    }),
+  });
+  await drive('the preemption victim to run', 2, (t) => t.state === 'Running');
+  await core.createNamespacedPod({
+    namespace: LIFECYCLE_NAMESPACE,
+    body: taskPodManifest({
+      name: 'daemon',
+      namespace: LIFECYCLE_NAMESPACE,
+      behaviour: { kind: 'run' },
+      priorityClassName: priorityClasses.daemonHigh.name,
+      cpu: '700m',
+      ...placement,
+    }),
+  });
+  let daemonRemoved = false;
+  const recovered = await drive(
+    'the re-created task to succeed',
+    2,
+    (t) => t.state === 'Succeeded',
+    async () => {
+      if (daemonRemoved) return;
+      const record = await readTask(2);
+      if (record && record.attempt >= 2) {
+        await core.deleteNamespacedPod({
+          namespace: LIFECYCLE_NAMESPACE,
+          name: 'daemon',
+          gracePeriodSeconds: 0,
+        });
+        daemonRemoved = true;
+      }
+    },
+  );
+  report(
+    'items written, preemption and re-create',
+    `${describeWrites(before)}; attempt ${recovered.attempt}, uid ${victim.metadata?.uid?.slice(0, 8)} -> ${recovered.podUid?.slice(0, 8)}`,
+  );
+  counted.destroy();
+}

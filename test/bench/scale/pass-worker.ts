@@ -1,0 +1,106 @@
+/**
+ * One timer or reaper pass in a process of its own, as one Lambda invocation runs it: a fresh heap,
+ * so the peak RSS and heap it reports are the pass's own. The scale bench starts it with a JSON job
+ * as its argument and reads the `RESULT` line it prints.
+ */
+import { performance } from 'node:perf_hooks';
+import { getHeapStatistics } from 'node:v8';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { KubeConfig } from '@kubernetes/client-node';
+import { KubeCluster } from '../../../lib/cluster/kube-cluster.ts';
+import { makePolicy, type Policy } from '../../../lib/core/policy.ts';
+import type { Cluster, TaskStore } from '../../../lib/core/ports.ts';
+import { runReaperPass, runTimerPass } from '../../../lib/reconciler/passes.ts';
+import type { ReconcilerDeps } from '../../../lib/reconciler/reconcile.ts';
+import { DynamoTaskStore } from '../../../lib/store/dynamo-task-store.ts';
+import { Counts, countDynamoRequests, countingPort } from './counting.ts';
+
+export interface PassJob {
+  pass: 'reaper' | 'timer';
+  kubeconfigPath: string;
+  dynamoEndpoint: string;
+  tableName: string;
+  cluster: string;
+  namespace: string;
+  policy: Partial<Policy>;
+  /** Added to the wall clock, to make tasks due without waiting for them. */
+  clockOffsetMs: number;
+  maxDeletes: number;
+  timerLimit: number;
+}
+
+export interface PassOutcome {
+  ms: number;
+  maxRssMb: number;
+  peakHeapMb: number;
+  counts: Record<string, number>;
+  result: unknown;
+  logs: Record<string, number>;
+}
+
+const job = JSON.parse(process.argv[2] ?? '{}') as PassJob;
+const counts = new Counts();
+const logs = new Counts();
+const client = new DynamoDBClient({
+  region: 'local',
+  endpoint: job.dynamoEndpoint,
+  credentials: { accessKeyId: 'podwardenlocal', secretAccessKey: 'podwardenlocal' },
+});
+countDynamoRequests(client, counts);
+const kc = new KubeConfig();
+kc.loadFromFile(job.kubeconfigPath);
+const store: TaskStore = countingPort(
+  new DynamoTaskStore({ client, tableName: job.tableName }),
+  counts,
+  'store',
+);
+const cluster: Cluster = countingPort(new KubeCluster(async () => kc), counts, 'cluster');
+const deps: ReconcilerDeps = {
+  store,
+  cluster,
+  sink: { emit: async () => {} },
+  policy: makePolicy(job.policy),
+  clock: () => Date.now() + job.clockOffsetMs,
+  actor: `bench:${job.pass}`,
+  log: {
+    info: (message) => logs.add(message),
+    warn: (message) => logs.add(message),
+    error: (message, fields) => {
+      logs.add(message);
+      if (logs.get(message) <= 3) console.error(message, JSON.stringify(fields));
+    },
+  },
+};
+
+// Sampled, not process.resourceUsage().maxRSS: Linux carries the parent's high-water mark across
+// exec, so that would report the bench's own RSS. rss() and getHeapStatistics() are cheap to call.
+let peakHeap = 0;
+let peakRss = 0;
+const sample = () => {
+  peakHeap = Math.max(peakHeap, getHeapStatistics().used_heap_size);
+  peakRss = Math.max(peakRss, process.memoryUsage.rss());
+};
+const sampler = setInterval(sample, 10);
+const started = performance.now();
+const result =
+  job.pass === 'reaper'
+    ? await runReaperPass(deps, {
+        cluster: job.cluster,
+        profiles: ['airflow-kpo'],
+        namespaces: [job.namespace],
+        maxDeletes: job.maxDeletes,
+      })
+    : await runTimerPass(deps, job.timerLimit);
+const ms = performance.now() - started;
+clearInterval(sampler);
+sample();
+const outcome: PassOutcome = {
+  ms,
+  maxRssMb: peakRss / 2 ** 20,
+  peakHeapMb: peakHeap / 2 ** 20,
+  counts: counts.toJSON(),
+  result: { ...result, malformed: (result as { malformed?: unknown[] }).malformed?.length },
+  logs: logs.toJSON(),
+};
+console.log(`RESULT ${JSON.stringify(outcome)}`);
+client.destroy();
