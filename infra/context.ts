@@ -7,7 +7,7 @@ import { type ClusterConnection, parseClusterConnections } from '../lib/cluster/
 import { ALL_NAMESPACES } from '../lib/config.ts';
 import { parseProfileName } from '../lib/core/identity.ts';
 import { isValidClusterName } from '../lib/core/inbound.ts';
-import { DEFAULT_POLICY, makePolicy, type Policy, policyFieldProblem } from '../lib/core/policy.ts';
+import { makePolicy, type Policy, policyFieldProblem } from '../lib/core/policy.ts';
 import type { BridgeIdentity, PodwardenStackProps } from './podwarden-stack.ts';
 import { wiringProblems } from './wiring-checks.ts';
 

@@ -60,8 +60,6 @@ import {
   DEFAULT_ORCHESTRATOR_SOURCES,
   FUNCTION_NAMES,
   type FunctionName,
-  HANDLER_NAMES,
-  type HandlerName,
   OUTBOUND_SOURCE,
   type Route,
   routeTable,
