@@ -627,7 +627,7 @@ const CONTEXT_ROWS: Array<[string, Partial<Record<ContextKey, unknown>>, string]
   [
     'policy unknown field',
     { policy: { reaperMinAge: 1 } },
-    'policy: unknown policy field "reaperMinAge" (known: recreateBudget, recreateBackoffBaseMs, goneGraceMs, pullRecheckBaseMs, pullRecheckCapMs, pullDeadlineMs, startupDeadlineMs, sidecarGraceMs, finishedGraceMs, resyncMs, reaperMinAgeMs, retentionMs)',
+    'policy: unknown policy field "reaperMinAge" (known: recreateBudget, recreateBackoffBaseMs, goneGraceMs, pullRecheckBaseMs, pullRecheckCapMs, pullDeadlineMs, startupDeadlineMs, sidecarGraceMs, finishedGraceMs, resyncMs, reaperMinAgeMs, reaperMaxDeletesPercent, retentionMs)',
   ],
   [
     'policy cap below base',
