@@ -88,7 +88,7 @@ describe('podwarden status', () => {
       store,
       cluster: new KubeCluster(async () => kc),
       sink: { emit: async () => {} },
-      policy: makePolicy({ sidecarGraceMs: 1_000, reaperMinAgeMs: 0, pullRecheckBaseMs: 1_000 }),
+      policy: makePolicy({ sidecarGraceMs: 1_000, reaperMinAgeMs: 1_000, pullRecheckBaseMs: 1_000 }),
       clock: Date.now,
       actor: 'test:cli-status',
       log: { info() {}, warn() {}, error() {} },

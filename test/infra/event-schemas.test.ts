@@ -6,10 +6,7 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { PodwardenStack } from '../../infra/podwarden-stack.ts';
 import { PUBLISHED_SCHEMAS } from '../../lib/core/schemas/index.ts';
-
-const CA_DATA = Buffer.from('-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n').toString(
-  'base64',
-);
+import { CA_DATA } from '../support/ca.ts';
 
 let template: Template;
 

@@ -11,10 +11,8 @@ import { PodwardenStack, type PodwardenStackProps } from '../../infra/podwarden-
 import type { ClusterConnection } from '../../lib/cluster/connections.ts';
 import { ConfigError } from '../../lib/config.ts';
 import { FUNCTION_NAMES } from '../../lib/routes.ts';
+import { CA_DATA } from '../support/ca.ts';
 
-const CA_DATA = Buffer.from('-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n').toString(
-  'base64',
-);
 const eksCluster = (clusterName: string, region = 'eu-west-1'): ClusterConnection => ({
   kind: 'eks',
   clusterName,
