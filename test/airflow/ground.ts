@@ -88,7 +88,7 @@ const deps: ReconcilerDeps = {
     goneGraceMs: 5_000,
     sidecarGraceMs: 3_000,
     finishedGraceMs: 2_000,
-    reaperMinAgeMs: 0,
+    reaperMinAgeMs: 1_000,
     pullRecheckBaseMs: 1_000,
     pullRecheckCapMs: 2_000,
     ...policyOverrides(),

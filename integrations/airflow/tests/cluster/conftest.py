@@ -29,7 +29,7 @@ def _node() -> str:
 
 
 @pytest.fixture(scope="session")
-def ground() -> Iterator[dict[str, Any]]:
+def ground(airflow_db: None) -> Iterator[dict[str, Any]]:
     workdir = Path(tempfile.mkdtemp(prefix="podwarden-ground-"))
     state_path = workdir / "state.json"
     log_path = workdir / "ground.log"
@@ -66,7 +66,6 @@ def ground() -> Iterator[dict[str, Any]]:
                 "AWS_SECRET_ACCESS_KEY": "podwardenlocal",
             }
         )
-        subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
         yield state
     finally:
         if process.poll() is None:

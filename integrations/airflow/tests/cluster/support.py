@@ -77,6 +77,8 @@ class Preemptions:
     expect_recreate: bool = True
     #: False: a missing re-create or running pod ends the driver quietly (runs without the package).
     strict: bool = True
+    #: Called once each victim is gone (before any re-create is awaited), e.g. to mark the task.
+    on_gone: Callable[[], None] | None = None
     victims: list[str] = dataclasses.field(default_factory=list)
     error: BaseException | None = None
 
@@ -127,6 +129,8 @@ class Preemptions:
                 )
                 name = victim.metadata.name
                 wait_for(f"{name} ({victim.metadata.uid}) to be gone", lambda: self._gone(name, victim.metadata.uid), timeout=60)
+                if self.on_gone is not None:
+                    self.on_gone()
                 if self.expect_recreate:
                     wait_for(f"{name} to be re-created", lambda: self._recreated(name), timeout=60)
                 self.core.delete_namespaced_pod(daemon, self.namespace, grace_period_seconds=0)
@@ -155,6 +159,7 @@ class Outcome:
     state: str
     error: str | None
     seconds: float
+    run_id: str
 
 
 _dags_module: Any = None
@@ -189,6 +194,46 @@ def run_dag(dag_id: str) -> Outcome:
     started = time.monotonic()
     dag_run = dag.test()
     seconds = time.monotonic() - started
-    (ti,) = dag_run.get_task_instances()
-    state = getattr(ti.state, "value", ti.state)
-    return Outcome(state=str(state), error=capture.errors.get(dag_id), seconds=seconds)
+    state = _state_in_database(dag_id, dag_run.run_id)
+    return Outcome(state=str(state), error=capture.errors.get(dag_id), seconds=seconds, run_id=dag_run.run_id)
+
+
+def _state_in_database(dag_id: str, run_id: str) -> str | None:
+    """The task's state as the metadata database has it (a state set by hand stays there)."""
+    from sqlalchemy import select
+
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        ti = session.scalars(
+            select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
+        ).one()
+        return getattr(ti.state, "value", ti.state)
+
+
+def task_key(dag_id: str, run_id: str, task_id: str = "work") -> str:
+    """Podwarden's key of the task (its airflow-kpo profile): the pod's identity labels as the
+    provider writes them (make_safe_label_value), map_index absent = -1."""
+    from airflow.providers.cncf.kubernetes.pod_generator import make_safe_label_value
+
+    return "/".join([make_safe_label_value(dag_id), make_safe_label_value(task_id), make_safe_label_value(run_id), "-1"])
+
+
+def mark_failed_by_hand(dag_id: str) -> None:
+    """What the API server does when a user marks a running task failed: the state in the metadata
+    database, then the listeners' ``on_task_instance_failed`` (Airflow's own function for it)."""
+    from sqlalchemy import select
+
+    from airflow.api_fastapi.core_api.services.public.task_instances import _emit_state_listener_hooks
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from airflow.utils.state import TaskInstanceState
+
+    with create_session() as session:
+        ti = session.scalars(
+            select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.state == "running")
+        ).one()
+        ti.state = TaskInstanceState.FAILED
+        session.flush()
+        _emit_state_listener_hooks([ti], TaskInstanceState.FAILED)

@@ -41,6 +41,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "behaviour": "pull-error",
         "pull_message": "failed to pull and unpack image: failed to resolve reference: unexpected status from HEAD request: ThrottlingException: Rate exceeded",
         "clears_after": "30",
+        "run_for": "2s",
     },
     "pull_manifest_unknown": {
         "behaviour": "pull-error",
@@ -52,12 +53,14 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "annotations": {"podwarden.io/pull-deadline": "12s"},
     },
     "sidecar_never_exits": {"behaviour": "zombie-sidecar", "run_for": "1s", "sidecar": True},
+    "sidecar_reaped_first": {"behaviour": "zombie-sidecar", "run_for": "1s", "sidecar": True},
+    "sidecar_main_failed": {"behaviour": "zombie-sidecar", "run_for": "1s", "sidecar": True, "exit_code": "3"},
 }
 
 
 def scenario_dag(dag_id: str, ground: dict[str, Any]) -> DAG:
     spec = SCENARIOS[dag_id]
-    labels = {"podwarden.test/behaviour": spec.get("behaviour", "exit"), "podwarden.test/exit-code": "0"}
+    labels = {"podwarden.test/behaviour": spec.get("behaviour", "exit"), "podwarden.test/exit-code": spec.get("exit_code", "0")}
     annotations = dict(spec.get("annotations", {}))
     if "run_for" in spec:
         annotations["podwarden.test/run-for"] = spec["run_for"]
