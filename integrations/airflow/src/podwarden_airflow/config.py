@@ -42,8 +42,8 @@ class Settings:
     #: Listener: an EventBridge endpoint URL (e.g. a VPC endpoint); empty = the region's default.
     events_endpoint_url: str = ""
     source: str = "airflow.listener"
-    #: Listener: namespace to report when the task object is not at hand (a state set by hand in
-    #: the API server) and the operator's own namespace is unknown.
+    #: Listener: namespace to report when neither the task object (absent where the API server
+    #: sets a state by hand) nor the task's rendered fields in the metadata database name one.
     default_namespace: str = "default"
     #: Listener: operator class names treated as pod operators when only the task instance's
     #: recorded operator name is known (the API server does not load DAGs).

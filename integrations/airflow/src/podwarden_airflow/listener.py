@@ -48,10 +48,27 @@ def _is_pod_operator(task_instance: Any, settings: Settings) -> bool | None:
     return name in settings.operator_names
 
 
+def _rendered_namespace(task_instance: Any) -> str | None:
+    """The namespace the task rendered (a template field of KubernetesPodOperator), as the metadata
+    database keeps it: where the API server marks a task by hand, no task object is at hand (and
+    the API server, unlike a worker, may read the database)."""
+    try:
+        from airflow.models.renderedtifields import RenderedTaskInstanceFields
+
+        fields = RenderedTaskInstanceFields.get_templated_fields(task_instance) or {}
+    except Exception:
+        log.debug("no rendered fields for %s", getattr(task_instance, "task_id", "?"), exc_info=True)
+        return None
+    namespace = fields.get("namespace")
+    return namespace if isinstance(namespace, str) and namespace else None
+
+
 def task_instance_detail(task_instance: Any, state: str, settings: Settings) -> dict[str, Any]:
     """The detail functions/shared/intake.ts (orchestratorIntake) parses."""
     task = getattr(task_instance, "task", None)
-    namespace = getattr(task, "namespace", None) or settings.default_namespace
+    namespace = (
+        getattr(task, "namespace", None) or _rendered_namespace(task_instance) or settings.default_namespace
+    )
     map_index = getattr(task_instance, "map_index", -1)
     return {
         "dag_id": task_instance.dag_id,
