@@ -43,6 +43,17 @@ export default defineConfig({
           hookTimeout: 180_000,
         },
       },
+      {
+        test: {
+          name: 'airflow',
+          include: ['test/airflow/**/*.test.ts'],
+          // podwarden-airflow's pytest suite with the real Airflow and provider; its scenarios start
+          // their own control plane (test/airflow/ground.ts). It runs after every other tier, so its
+          // timings do not share the two cores with them.
+          sequence: { groupOrder: 1 },
+          hookTimeout: 45 * 60_000,
+        },
+      },
     ],
   },
 });
