@@ -7,8 +7,10 @@
 // - as its root filesystem executed as-is, when running as root: unpacked, mounted read-only in a
 //   mount namespace of its own, entered with chroot as the image's user with no_new_privs (a
 //   container runtime's steps, done by unshare, mount, setpriv and chroot).
-// Each is skipped with a printed reason where the machine lacks what it needs. The bus is the
-// PutEvents recorder (a fake: no EventBridge engine runs locally).
+// Each is skipped with a printed reason where the machine lacks what it needs, unless
+// PODWARDEN_IMAGE_RUNS_REQUIRED=1 (set by .ci/run once scripts/image/container-tools.sh has
+// installed podman, runc and skopeo): then a run that cannot happen fails, so CI never passes on a
+// skip. The bus is the PutEvents recorder (a fake: no EventBridge engine runs locally).
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import {
@@ -64,8 +66,17 @@ function toolPath(tool: string): string | undefined {
   return found.status === 0 ? found.stdout.trim() : undefined;
 }
 
+const runsRequired = process.env.PODWARDEN_IMAGE_RUNS_REQUIRED === '1';
 const cannotRun = runtimeProblem();
-if (cannotRun) console.warn(`[image.test] skipping the run of the image: ${cannotRun}`);
+if (cannotRun && !runsRequired)
+  console.warn(`[image.test] skipping the run of the root filesystem: ${cannotRun}`);
+
+/** Skips with the reason printed, or fails where every run is required. */
+function skipOrFail(context: { skip: () => void }, what: string, problem: string): void {
+  if (runsRequired) throw new Error(`${what} is required (PODWARDEN_IMAGE_RUNS_REQUIRED=1): ${problem}`);
+  console.warn(`[image.test] skipping ${what}: ${problem}`);
+  context.skip();
+}
 
 interface ImageConfig {
   architecture: string;
@@ -215,8 +226,12 @@ describe('npm run image', () => {
   it('is read by skopeo as the image it says it is', (context) => {
     const skopeo = toolPath('skopeo');
     if (!skopeo) {
-      console.warn('[image.test] skopeo is not installed: the archive is checked by this file alone');
-      context.skip();
+      skipOrFail(
+        context,
+        'the skopeo check',
+        'skopeo is not installed (the archive is checked by this file alone)',
+      );
+      return;
     }
     const inspected = spawnSync(skopeo!, ['inspect', `oci-archive:${archivePath}`], { encoding: 'utf8' });
     expect(inspected.stderr).toBe('');
@@ -244,8 +259,7 @@ describe('the image run as in a pod', () => {
   it('as a podman container: forwards a pod change, answers /readyz, exits 0 on SIGTERM', async (context) => {
     const podman = await podmanRunner();
     if ('problem' in podman) {
-      console.warn(`[image.test] skipping the podman run: ${podman.problem}`);
-      context.skip();
+      skipOrFail(context, 'the podman run', podman.problem);
       return;
     }
     stopLater.push(podman.removeImage);
@@ -289,9 +303,10 @@ describe('the image run as in a pod', () => {
     });
   });
 
-  it.skipIf(cannotRun !== undefined)(
+  it.skipIf(cannotRun !== undefined && !runsRequired)(
     'as its root filesystem, read-only, under unshare and chroot: forwards a pod change, answers /readyz, exits 0 on SIGTERM',
     async () => {
+      if (cannotRun) throw new Error(`the root-filesystem run is required: ${cannotRun}`);
       const root = unpackRootFilesystem();
       await proveInPod(kc, recorder, 'chroot', (pod) => {
         const child = spawn(
