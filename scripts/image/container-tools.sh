@@ -33,10 +33,12 @@ echo "[container-tools] installing ${missing[*]} with apt-get"
 export DEBIAN_FRONTEND=noninteractive
 # --no-install-recommends: no crun (see above), fuse-overlayfs or slirp4netns; the test runs podman
 # as root with host networking and the kernel's overlayfs.
-install() { apt-get install -y -q --no-install-recommends "${PACKAGES[@]}"; }
+# The lock timeout: wait for another apt or dpkg run on the machine rather than fail on its lock.
+apt_get() { apt-get -o DPkg::Lock::Timeout=300 "$@"; }
+install() { apt_get install -y -q --no-install-recommends "${PACKAGES[@]}"; }
 # A fresh machine has no package lists yet; an old list may name versions the mirror no longer has.
 if ! install; then
-  apt-get update -q
+  apt_get update -q
   install
 fi
 echo "[container-tools] $(podman --version), $(runc --version | head -n 1), $(skopeo --version)"
