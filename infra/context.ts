@@ -3,6 +3,7 @@
  * names its context key; they are all reported at once.
  */
 import type * as logs from 'aws-cdk-lib/aws-logs';
+import { BRIDGE_IMAGE_NAME } from '../lib/bridge/image.ts';
 import { type ClusterConnection, parseClusterConnections } from '../lib/cluster/connections.ts';
 import { ALL_NAMESPACES } from '../lib/config.ts';
 import { parseProfileName } from '../lib/core/identity.ts';
@@ -32,6 +33,7 @@ export const CONTEXT_KEYS = [
   'functionsGroup',
   'vpc',
   'reservedConcurrency',
+  'imageRepository',
 ] as const;
 export type ContextKey = (typeof CONTEXT_KEYS)[number];
 
@@ -202,6 +204,12 @@ export function stackPropsFromContext(get: (key: ContextKey) => unknown): {
       ]),
     ) as PodwardenStackProps['reservedConcurrency'];
   });
+  const imageRepository = read('imageRepository', (value) => {
+    if (value === true || value === 'true') return BRIDGE_IMAGE_NAME;
+    if (value === false || value === 'false') return undefined;
+    if (typeof value !== 'string') throw new Error('must be true or an ECR repository name');
+    return value;
+  });
   problems.push(
     ...wiringProblems({
       ...(clusters ? { clusters } : {}),
@@ -211,6 +219,7 @@ export function stackPropsFromContext(get: (key: ContextKey) => unknown): {
       ...(functionsGroup !== undefined ? { functionsGroup } : {}),
       ...(vpc ? { vpc } : {}),
       ...(reservedConcurrency ? { reservedConcurrency } : {}),
+      ...(imageRepository ? { imageRepository } : {}),
     }),
   );
 
@@ -243,6 +252,7 @@ export function stackPropsFromContext(get: (key: ContextKey) => unknown): {
       ...(functionsGroup !== undefined ? { functionsGroup } : {}),
       ...(vpc ? { vpc } : {}),
       ...(reservedConcurrency ? { reservedConcurrency } : {}),
+      ...(imageRepository ? { imageRepository } : {}),
     },
   };
 }

@@ -2,8 +2,8 @@
  * Podwarden on AWS: the task table, the event bus and its resource policy (only the bridge speaks
  * for a cluster), one rule per route of the route table (schedules included), the delayed check
  * queue that keeps timers on their second, one small Lambda function per handler with its own DLQ
- * and least-privilege role, the bridge's IAM role, the functions' EKS access entries, and the alarms
- * and dashboard an operator needs.
+ * and least-privilege role, the bridge's IAM role (and, when asked, its image's ECR repository), the
+ * functions' EKS access entries, and the alarms and dashboard an operator needs.
  */
 import { fileURLToPath } from 'node:url';
 import {
@@ -20,6 +20,7 @@ import {
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as ecr from 'aws-cdk-lib/aws-ecr';
 import * as eks from 'aws-cdk-lib/aws-eks';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as eventTargets from 'aws-cdk-lib/aws-events-targets';
@@ -43,6 +44,7 @@ import {
   SERVICE_NAME,
 } from '../functions/shared/metric-names.ts';
 import { EVENT_REJECTED } from '../functions/shared/rejected.ts';
+import { BRIDGE_IMAGE_NAME, BRIDGE_IMAGE_TAG } from '../lib/bridge/image.ts';
 import { BRIDGE_NAME } from '../lib/bridge/manifests.ts';
 import type { ClusterConnection } from '../lib/cluster/connections.ts';
 import {
@@ -110,6 +112,12 @@ export interface PodwardenStackProps extends StackProps {
   vpc?: { subnetIds: string[]; securityGroupIds: string[] };
   /** Reserved concurrency per function, e.g. `{"check": 20}`; others share the account's pool. */
   reservedConcurrency?: Partial<Record<FunctionName, number>>;
+  /**
+   * Name of an ECR repository this stack makes for the bridge's image (`npm run image`); the outputs
+   * then give the push command and the manifests command with that image. None: push it wherever the
+   * clusters pull from.
+   */
+  imageRepository?: string;
 }
 
 /** Where the bridge runs in a cluster, and how its service account gets the bridge role. */
@@ -202,6 +210,8 @@ export class PodwardenStack extends Stack {
   readonly checkQueue: sqs.Queue;
   readonly checkDeadLetterQueue: sqs.Queue;
   readonly bridgeRole: iam.Role;
+  /** Where the bridge's image is pushed, when `imageRepository` asks for one. */
+  readonly imageRepository: ecr.Repository | undefined;
   readonly busPolicies: events.CfnEventBusPolicy[] = [];
   readonly accessEntries: eks.CfnAccessEntry[] = [];
   readonly alarmTopic: sns.Topic;
@@ -255,6 +265,7 @@ export class PodwardenStack extends Stack {
     );
 
     this.bridgeRole = this.#bridgeRole(props);
+    this.imageRepository = props.imageRepository ? this.#imageRepository(props.imageRepository) : undefined;
     this.#busPolicy(props);
     this.#clusterAccess(props);
 
@@ -870,6 +881,27 @@ export class PodwardenStack extends Stack {
     );
   }
 
+  /**
+   * The bridge's image repository. Tags are immutable: a tag is a version, and a node that pulled
+   * podwarden:0.1.0 once must get the same bytes again. Scanned on push, encrypted at rest (ECR's
+   * AES-256). Kept when the stack is deleted, like the table: images are not the stack's to throw away.
+   */
+  #imageRepository(name: string): ecr.Repository {
+    return new ecr.Repository(this, 'ImageRepository', {
+      repositoryName: name,
+      imageTagMutability: ecr.TagMutability.IMMUTABLE,
+      imageScanOnPush: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+      lifecycleRules: [
+        {
+          description: 'untagged images (a tag moved by hand, an interrupted push) after 14 days',
+          tagStatus: ecr.TagStatus.UNTAGGED,
+          maxImageAge: Duration.days(14),
+        },
+      ],
+    });
+  }
+
   #outputs(): void {
     new CfnOutput(this, 'EventBusName', {
       value: this.eventBus.eventBusName,
@@ -883,6 +915,22 @@ export class PodwardenStack extends Stack {
       description: 'The bridge role: podwarden manifests --role-arn <this> (IRSA) or --pod-identity',
     });
     const props = this.#props;
+    const image = this.imageRepository
+      ? Fn.join('', [this.imageRepository.repositoryUri, `:${BRIDGE_IMAGE_TAG}`])
+      : '<image>';
+    if (this.imageRepository) {
+      new CfnOutput(this, 'ImageRepositoryUri', {
+        value: this.imageRepository.repositoryUri,
+        description: "The bridge's image repository (tags are immutable)",
+      });
+      new CfnOutput(this, 'PushImage', {
+        description: `Pushes the image npm run image built (log skopeo in first: README, The bridge)`,
+        value: Fn.join('', [
+          `skopeo copy oci-archive:build/image/${BRIDGE_IMAGE_NAME}-${BRIDGE_IMAGE_TAG}.oci.tar docker://`,
+          image,
+        ]),
+      });
+    }
     for (const [name, connection] of Object.entries(props.clusters) as Array<[string, EksConnectionProps]>) {
       const identity = props.bridge?.[name] ?? {};
       const how = identity.oidcProviderArn ? ['--role-arn ', this.bridgeRole.roleArn] : ['--pod-identity'];
@@ -891,7 +939,9 @@ export class PodwardenStack extends Stack {
         value: Fn.join('', [
           `podwarden manifests --cluster ${name} --bus `,
           this.eventBus.eventBusName,
-          ` --region ${connection.region} --namespace ${bridgeNamespace(identity)} --image <image> `,
+          ` --region ${connection.region} --namespace ${bridgeNamespace(identity)} --image `,
+          image,
+          ' ',
           ...how,
         ]),
       });

@@ -15,6 +15,7 @@ type WiringProps = Pick<
   | 'functionsGroup'
   | 'vpc'
   | 'reservedConcurrency'
+  | 'imageRepository'
 >;
 
 // What aws:PrincipalArn holds for a role session, an IAM user, or an account's root.
@@ -25,6 +26,8 @@ const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const SERVICE_ACCOUNT = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 const SUBNET_ID = /^subnet-[0-9a-f]{8,17}$/;
 const SECURITY_GROUP_ID = /^sg-[0-9a-f]{8,17}$/;
+// ECR's repository name rule (namespaces separated by /), 2 to 256 characters.
+const ECR_REPOSITORY = /^(?=.{2,256}$)(?:[a-z0-9]+(?:[._-][a-z0-9]+)*\/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$/;
 /** Lambda's default account concurrency; a reservation above it cannot be granted anyway. */
 const MAX_RESERVED_CONCURRENCY = 1_000;
 
@@ -116,6 +119,11 @@ export function wiringProblems(props: Partial<WiringProps>): string[] {
         `reservedConcurrency.${name}: ${JSON.stringify(value)} is not a whole number from 1 to ${MAX_RESERVED_CONCURRENCY}`,
       );
     }
+  }
+  if (props.imageRepository !== undefined && !ECR_REPOSITORY.test(props.imageRepository)) {
+    problems.push(
+      `imageRepository: ${JSON.stringify(props.imageRepository)} is not an ECR repository name (lower-case letters, digits, . _ - and /, e.g. podwarden or platform/podwarden)`,
+    );
   }
   return problems;
 }

@@ -38,7 +38,8 @@ import { imageLayout, layoutArchive, type TarEntry, tarArchive } from './oci.ts'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const NODE_IN_IMAGE = '/usr/local/bin/node';
-const CLI_IN_IMAGE = '/opt/podwarden/bin/podwarden.mjs';
+const CLI_HOME = '/opt/podwarden';
+const CLI_IN_IMAGE = `${CLI_HOME}/bin/podwarden.mjs`;
 const CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
 const METRICS_PORT = 8080;
 
@@ -74,22 +75,15 @@ export async function buildImage(options: {
   };
 
   log('bundling the CLI with esbuild');
-  const bundle = await bundleCli();
-  add('bundle', { path: rel(CLI_IN_IMAGE), type: 'file', mode: 0o644, content: bundle.code });
-  // bin/podwarden.ts reads its version from ../package.json: the image ships that much of it.
-  add('bundle', {
-    path: 'opt/podwarden/package.json',
-    type: 'file',
-    mode: 0o644,
-    content: Buffer.from(
-      `${JSON.stringify({ name: packageJson.name, version: packageJson.version, type: 'module' }, null, 2)}\n`,
-    ),
-  });
+  const cli = await cliFiles();
+  for (const file of cli.files) {
+    add('bundle', { path: rel(join(CLI_HOME, file.path)), type: 'file', mode: 0o644, content: file.content });
+  }
   add('licences', {
     path: 'opt/podwarden/THIRD-PARTY-NOTICES.txt',
     type: 'file',
     mode: 0o644,
-    content: Buffer.from(thirdPartyNotices(bundle.metafile)),
+    content: Buffer.from(thirdPartyNotices(cli.metafile)),
   });
 
   log('stripping the Node binary');
@@ -231,6 +225,27 @@ interface PackageJson {
 
 function rel(absolute: string): string {
   return absolute.replace(/^\/+/, '');
+}
+
+/**
+ * The CLI as the image lays it out under /opt/podwarden (paths relative to it): the bundle, and the
+ * slice of package.json that bin/podwarden.ts reads its version from (../package.json). Exported so
+ * a unit test can run exactly these files.
+ */
+export async function cliFiles(): Promise<{
+  files: Array<{ path: string; content: Buffer }>;
+  metafile: Metafile;
+}> {
+  const packageJson = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as PackageJson;
+  const bundle = await bundleCli();
+  const manifest = { name: packageJson.name, version: packageJson.version, type: 'module' };
+  return {
+    files: [
+      { path: 'bin/podwarden.mjs', content: bundle.code },
+      { path: 'package.json', content: Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`) },
+    ],
+    metafile: bundle.metafile,
+  };
 }
 
 /**

@@ -3,7 +3,6 @@
 // AWS SDK; what it recorded is read back through the receiving side's parser.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createInterface } from 'node:readline';
 import { CoordinationV1Api, CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { Bridge } from '../../lib/bridge/bridge.ts';
@@ -17,6 +16,7 @@ import {
   type InboundPodChanged,
   parseInboundEvent,
 } from '../../lib/core/inbound.ts';
+import { followBridgeLog } from '../support/bridge-log.ts';
 import { type EventBridgeRecorder, startEventBridgeRecorder } from '../support/eventbridge-recorder.ts';
 import {
   createFakeNode,
@@ -361,16 +361,11 @@ describe('podwarden bridge', () => {
         stdio: ['ignore', 'pipe', 'pipe'],
       },
     );
-    const lines: Array<Record<string, unknown>> = [];
-    const stderr: string[] = [];
-    createInterface(child.stdout).on('line', (line) => lines.push(JSON.parse(line)));
-    child.stderr.on('data', (chunk) => stderr.push(String(chunk)));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const log = followBridgeLog(child);
+    const { lines, stderr, exited } = log;
     try {
-      await waitFor('the bridge process to list', async () =>
-        lines.some((line) => line.message === 'forwarding: every watch has listed'),
-      );
-      const port = lines.find((line) => line.message === 'bridge started')?.port as number;
+      await log.waitFor('forwarding: every watch has listed', 60_000);
+      const port = log.find('bridge started')?.port as number;
       const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
       expect(metrics).toContain('podwarden_bridge_is_leader 1');
       expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200);
@@ -400,7 +395,7 @@ describe('podwarden bridge', () => {
       ),
     ).toBe(true);
     expect(podChanges(cluster, 'late').length).toBeGreaterThan(0);
-    const stopped = lines.find((line) => line.message === 'bridge stopped');
+    const stopped = log.find('bridge stopped');
     expect(stopped).toMatchObject({ failed: 0, undeliveredAtShutdown: 0 });
     const lease = await kc
       .makeApiClient(CoordinationV1Api)

@@ -148,4 +148,21 @@ describe('stackPropsFromContext', () => {
       ).toMatch(message);
     }
   });
+
+  it('reads imageRepository as true (the name podwarden), false, or a repository name', () => {
+    const base = { clusters: { prod: PROD }, allowedNamespaces: 'airflow' };
+    expect(fromContext({ ...base, imageRepository: 'true' }).props.imageRepository).toBe('podwarden');
+    expect(fromContext({ ...base, imageRepository: true }).props.imageRepository).toBe('podwarden');
+    expect(fromContext({ ...base, imageRepository: 'false' }).props.imageRepository).toBeUndefined();
+    expect(fromContext(base).props.imageRepository).toBeUndefined();
+    expect(fromContext({ ...base, imageRepository: 'platform/podwarden' }).props.imageRepository).toBe(
+      'platform/podwarden',
+    );
+    expect(problemsOf({ ...base, imageRepository: 'Platform/Podwarden' })).toEqual([
+      expect.stringMatching(/^imageRepository: "Platform\/Podwarden" is not an ECR repository name/),
+    ]);
+    expect(problemsOf({ ...base, imageRepository: 7 })).toEqual([
+      'imageRepository: must be true or an ECR repository name',
+    ]);
+  });
 });

@@ -11,6 +11,7 @@ import { PodwardenStack, type PodwardenStackProps } from '../../infra/podwarden-
 import type { ClusterConnection } from '../../lib/cluster/connections.ts';
 import { ConfigError } from '../../lib/config.ts';
 import { FUNCTION_NAMES } from '../../lib/routes.ts';
+import packageJson from '../../package.json' with { type: 'json' };
 import { CA_DATA } from '../support/ca.ts';
 
 const eksCluster = (clusterName: string, region = 'eu-west-1'): ClusterConnection => ({
@@ -413,5 +414,62 @@ describe('VPC and concurrency', () => {
     ]) {
       expect(attempt).toThrow(problem);
     }
+  });
+});
+
+describe('image repository', () => {
+  const withRepository = () => synth({ ...PROPS, imageRepository: 'platform/podwarden' }, 'WithImages');
+
+  it('is made only when asked: immutable tags, scanned on push, kept with the stack', () => {
+    expect(ofType('AWS::ECR::Repository')).toEqual([]);
+    expect(stack.imageRepository).toBeUndefined();
+    const { resources: withResources, template: withTemplate } = withRepository();
+    const repositories = Object.values(withResources).filter(
+      (resource) => resource.Type === 'AWS::ECR::Repository',
+    );
+    expect(repositories).toHaveLength(1);
+    expect(repositories[0]!.Properties).toMatchObject({
+      RepositoryName: 'platform/podwarden',
+      ImageTagMutability: 'IMMUTABLE',
+      ImageScanningConfiguration: { ScanOnPush: true },
+    });
+    withTemplate.hasResource('AWS::ECR::Repository', {
+      DeletionPolicy: 'Retain',
+      UpdateReplacePolicy: 'Retain',
+    });
+  });
+
+  it('fills the push command and the manifests --image with <repository>:<version>', () => {
+    const { stack: withImages, template: withTemplate } = withRepository();
+    const outputs = withTemplate.toJSON().Outputs as Record<string, { Value: unknown }>;
+    const uri = withImages.resolve(withImages.imageRepository!.repositoryUri);
+    expect(outputs.ImageRepositoryUri?.Value).toEqual(uri);
+    expect(outputs.PushImage?.Value).toEqual({
+      'Fn::Join': [
+        '',
+        [
+          `skopeo copy oci-archive:build/image/podwarden-${packageJson.version}.oci.tar docker://`,
+          ...uri['Fn::Join'][1],
+          `:${packageJson.version}`,
+        ],
+      ],
+    });
+    const manifests = JSON.stringify(outputs.ProdBridgeManifests?.Value);
+    expect(manifests).toMatch(
+      new RegExp(`--image ",.*\\{"Ref":"ImageRepository\\w+"\\},":${packageJson.version} --pod-identity"`),
+    );
+    expect(manifests).not.toContain('<image>');
+    // Without a repository the operator fills the image in.
+    const plain = template.toJSON().Outputs as Record<string, { Value: unknown }>;
+    expect(JSON.stringify(plain.ProdBridgeManifests?.Value)).toContain('--image <image> ');
+    expect(plain.PushImage).toBeUndefined();
+  });
+
+  it('stays cdk-nag clean and refuses a name ECR would refuse', () => {
+    const report = new AwsSolutionsChecks().validateScope(withRepository().stack);
+    expect(report.violations.map((violation) => violation.ruleName)).toEqual([]);
+    expect(() => synth({ ...PROPS, imageRepository: 'Podwarden' }, 'BadImages')).toThrow(
+      /imageRepository: "Podwarden" is not an ECR repository name/,
+    );
   });
 });
