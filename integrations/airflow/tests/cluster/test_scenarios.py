@@ -79,6 +79,15 @@ class TestSwitchedOff:
         assert "Podwarden" not in outcome.error  # nothing of the package took part
 
 
+    def test_ecr_throttling_fails_on_the_first_poll(self, ground, monkeypatch):
+        monkeypatch.setenv("AIRFLOW__PODWARDEN__ENABLED", "False")
+        outcome = run_dag("pull_throttled_off")
+        assert outcome.state == "failed"
+        # The seed: the provider's early-termination check takes ECR's throttling as fatal.
+        assert outcome.error is not None and "Image cannot be pulled" in outcome.error and "Rate exceeded" in outcome.error
+        assert "Podwarden" not in outcome.error
+
+
 class TestPreemption:
     @pytest.mark.parametrize(
         ("dag_id", "times"),
@@ -105,6 +114,11 @@ class TestImagePulls:
         assert outcome.seconds >= 25  # it really waited out the throttling
         record = _audit(ground, task_key("pull_throttled_then_ok", outcome.run_id))["task"]
         assert record["state"] == "Succeeded"
+
+    def test_deferrable_waits_out_ecr_throttling_in_the_trigger(self, ground):
+        outcome = run_dag("pull_throttled_deferrable")
+        assert outcome.state == "success", outcome.error
+        assert outcome.seconds >= 15  # it really waited out the throttling
 
     def test_manifest_unknown_fails_fast_with_the_registrys_message(self, ground):
         outcome = run_dag("pull_manifest_unknown")
@@ -137,6 +151,11 @@ class TestSidecarZombie:
         reaps = [e for e in trail["audit"] if e["what"] == "reap:sidecar-zombie" and e.get("outcome") == "deleted"]
         assert reaps, trail["audit"]
         assert trail["task"]["state"] == "Succeeded" and trail["task"]["mainExitCode"] == 0
+
+    def test_deferrable_ends_by_the_main_exit_code(self, ground):
+        outcome = run_dag("sidecar_deferrable")
+        assert outcome.state == "success", outcome.error
+        _no_pod_left(ground, "sidecar_deferrable")
 
     def test_a_failed_main_container_fails_the_task(self, ground):
         outcome = run_dag("sidecar_main_failed")

@@ -43,6 +43,19 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "clears_after": "30",
         "run_for": "2s",
     },
+    "pull_throttled_deferrable": {
+        "behaviour": "pull-error",
+        "pull_message": "failed to pull and unpack image: failed to resolve reference: unexpected status from HEAD request: ThrottlingException: Rate exceeded",
+        "clears_after": "20",
+        "run_for": "2s",
+        "deferrable": True,
+    },
+    "pull_throttled_off": {
+        "behaviour": "pull-error",
+        "pull_message": "failed to pull and unpack image: failed to resolve reference: unexpected status from HEAD request: ThrottlingException: Rate exceeded",
+        "clears_after": "20",
+        "run_for": "2s",
+    },
     "pull_manifest_unknown": {
         "behaviour": "pull-error",
         "pull_message": "failed to pull and unpack image: failed to resolve reference: registry.invalid/podwarden/task:1: not found: manifest unknown: manifest unknown",
@@ -54,6 +67,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     },
     "sidecar_never_exits": {"behaviour": "zombie-sidecar", "run_for": "1s", "sidecar": True},
     "sidecar_reaped_first": {"behaviour": "zombie-sidecar", "run_for": "1s", "sidecar": True},
+    "sidecar_deferrable": {"behaviour": "zombie-sidecar", "run_for": "1s", "sidecar": True, "deferrable": True},
     "sidecar_main_failed": {"behaviour": "zombie-sidecar", "run_for": "1s", "sidecar": True, "exit_code": "3"},
 }
 
