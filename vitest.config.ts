@@ -30,6 +30,8 @@ export default defineConfig({
           // files run one at a time against it, each test in namespaces of its own.
           globalSetup: ['test/setup/dynamodb.ts', 'test/setup/elasticmq.ts', 'test/setup/controlplane.ts'],
           fileParallelism: false,
+          // After unit, integration and infra (group 0), before airflow (group 2).
+          sequence: { groupOrder: 1 },
           testTimeout: 120_000,
           hookTimeout: 120_000,
         },
@@ -50,7 +52,7 @@ export default defineConfig({
           // podwarden-airflow's pytest suite with the real Airflow and provider; its scenarios start
           // their own control plane (test/airflow/ground.ts). It runs after every other tier, so its
           // timings do not share the two cores with them.
-          sequence: { groupOrder: 1 },
+          sequence: { groupOrder: 2 },
           hookTimeout: 45 * 60_000,
         },
       },
