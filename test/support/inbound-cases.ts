@@ -1,7 +1,7 @@
 /**
- * The inbound events the parser tests use (test/unit/inbound.test.ts): the bridge's own entries,
- * kubernetes-event-exporter's format, and the hostile cases, as data, so that the schema tests can
- * run the very same events through the published schemas.
+ * The inbound events of the parser tests (test/unit/inbound.test.ts) and the schema tests
+ * (test/unit/event-schemas.test.ts), kept here once: the bridge's own entries,
+ * kubernetes-event-exporter's format, and the refused cases with the problem each must name.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { kubeEventItem, podChangedItem } from '../../lib/bridge/entries.ts';
