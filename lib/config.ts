@@ -141,20 +141,23 @@ const allowedNamespaceList = z.pipe(
   z.transform((names: string[]) => (names.includes(ALL_NAMESPACES) ? [] : names)),
 );
 
+/** kubernetes-event-exporter sources, each mapped to the cluster it reports for (also the CDK context's). */
+export const exporterSourceClusters = parsedBy((sources: Record<string, unknown>) => {
+  for (const [source, cluster] of Object.entries(sources)) {
+    if (typeof cluster !== 'string' || !isValidClusterName(cluster)) {
+      throw new Error(
+        `source ${JSON.stringify(source)} maps to ${JSON.stringify(cluster)}, not a cluster name`,
+      );
+    }
+  }
+  return sources as Record<string, string>;
+});
+
 const exporterSourceMap = z.pipe(
   jsonObjectText(
     'expected a JSON object mapping each exporter source to the cluster it reports for, e.g. {"k8s.prod": "prod"}',
   ),
-  parsedBy((value: Record<string, unknown>) => {
-    for (const [source, cluster] of Object.entries(value)) {
-      if (typeof cluster !== 'string' || !isValidClusterName(cluster)) {
-        throw new Error(
-          `source ${JSON.stringify(source)} maps to ${JSON.stringify(cluster)}, not a cluster name`,
-        );
-      }
-    }
-    return value as Record<string, string>;
-  }),
+  exporterSourceClusters,
 );
 
 const policyVariables = Object.fromEntries(

@@ -149,3 +149,20 @@ export function whenValid<T>(
     when: (payload) => payload.issues.every((issue) => !settings.includes(String(issue.path?.[0]))),
   });
 }
+
+/**
+ * A check of whichever settings are valid, run whatever else is wrong: `valid` holds only the
+ * settings with no problem of their own.
+ */
+export function ofTheValid<T extends object>(
+  fn: (valid: Partial<T>, payload: z.core.$RefinementCtx<T>) => void,
+) {
+  return z.superRefine<T>(
+    (settings, payload) => {
+      const refused = new Set(payload.issues.map((issue) => String(issue.path?.[0])));
+      const valid = Object.fromEntries(Object.entries(settings).filter(([key]) => !refused.has(key)));
+      fn(valid as Partial<T>, payload);
+    },
+    { when: () => true },
+  );
+}
