@@ -9,7 +9,7 @@ import { ALL_NAMESPACES, exporterSourceClusters } from '../lib/config.ts';
 import { parseProfileName } from '../lib/core/identity.ts';
 import { makePolicy, type Policy, policyFieldProblem } from '../lib/core/policy.ts';
 import { says } from '../lib/core/schemas/problems.ts';
-import { ofTheValid, parsedBy, settingsProblems, whenValid } from '../lib/settings.ts';
+import { ofTheValid, parsedBy, SettingsError, settingsProblems, whenValid } from '../lib/settings.ts';
 import type { BridgeIdentity, PodwardenStackProps } from './podwarden-stack.ts';
 import { wiringProblems } from './wiring-checks.ts';
 
@@ -42,14 +42,10 @@ export const CONTEXT_KEYS = [
 ] as const;
 export type ContextKey = (typeof CONTEXT_KEYS)[number];
 
-export class ContextError extends Error {
+export class ContextError extends SettingsError {
   override name = 'ContextError';
-  readonly problems: string[];
   constructor(problems: string[]) {
-    super(
-      `invalid CDK context for Podwarden (set it with -c key=value or in cdk.json):\n${problems.map((p) => `  - ${p}`).join('\n')}`,
-    );
-    this.problems = problems;
+    super('invalid CDK context for Podwarden (set it with -c key=value or in cdk.json)', problems);
   }
 }
 

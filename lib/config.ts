@@ -21,6 +21,7 @@ import {
   optionalNoDefault,
   parsedBy,
   required,
+  SettingsError,
   settingsProblems,
   textThat,
   unique,
@@ -102,12 +103,10 @@ export interface ConfigSettings {
   checkQueueUrl?: string;
 }
 
-export class ConfigError extends Error {
+export class ConfigError extends SettingsError {
   override name = 'ConfigError';
-  readonly problems: string[];
   constructor(problems: string[]) {
-    super(`invalid Podwarden configuration:\n${problems.map((problem) => `  - ${problem}`).join('\n')}`);
-    this.problems = problems;
+    super('invalid Podwarden configuration', problems);
   }
 }
 

@@ -125,6 +125,15 @@ export function jsonObjectText(expected: string) {
   );
 }
 
+/** Every problem of one settings input, reported at once: the heading, then a line each. */
+export class SettingsError extends Error {
+  readonly problems: string[];
+  constructor(heading: string, problems: string[]) {
+    super(`${heading}:\n${problems.map((problem) => `  - ${problem}`).join('\n')}`);
+    this.problems = problems;
+  }
+}
+
 export const unique = <T>(items: T[]): T[] => [...new Set(items)];
 
 /**

@@ -14,6 +14,7 @@ import {
   commaList,
   durationText,
   parsedBy,
+  SettingsError,
   settingsProblems,
   textThat,
   unique,
@@ -66,12 +67,10 @@ export interface BridgeConfig {
 }
 
 /** Every problem found in the flags and environment, so one run names them all. */
-export class BridgeConfigError extends Error {
+export class BridgeConfigError extends SettingsError {
   override name = 'BridgeConfigError';
-  readonly problems: string[];
   constructor(problems: string[]) {
-    super(`invalid bridge configuration:\n${problems.map((problem) => `  - ${problem}`).join('\n')}`);
-    this.problems = problems;
+    super('invalid bridge configuration', problems);
   }
 }
 

@@ -1,16 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { kubeEventItem, podChangedItem } from '../../lib/bridge/entries.ts';
 import { type InboundResult, parseInboundEvent } from '../../lib/core/inbound.ts';
-import type { Pod } from '../../lib/core/pod.ts';
-import type { KubeEvent } from '../../lib/core/ports.ts';
 import {
+  acceptedBridgeEvents,
   EXPORTER_SOURCE,
-  envelope,
   exporterEvent,
   pod,
-  preempted,
   refusedBridgeEvents,
 } from '../support/inbound-cases.ts';
+
+/** The bridge's own entries, as an EventBridge target receives them, by name. */
+const accepted = new Map(acceptedBridgeEvents());
 
 function problem(result: InboundResult): string {
   if (result.ok) throw new Error(`expected a problem, got ${JSON.stringify(result)}`);
@@ -19,14 +18,7 @@ function problem(result: InboundResult): string {
 
 describe('parseInboundEvent: the bridge\u2019s own entries', () => {
   it('reads back a Pod Changed entry built by the bridge', () => {
-    const item = podChangedItem({
-      cluster: 'prod-eu',
-      bus: 'b',
-      change: 'modified',
-      pod,
-      observedAt: Date.parse('2026-01-02T03:04:05Z'),
-    });
-    const result = parseInboundEvent(envelope(item.entry));
+    const result = parseInboundEvent(accepted.get('a Pod Changed entry'));
     expect(result).toEqual({
       ok: true,
       origin: 'bridge',
@@ -45,16 +37,7 @@ describe('parseInboundEvent: the bridge\u2019s own entries', () => {
   });
 
   it('reads a reference when the pod was too large to send', () => {
-    const huge: Pod = { ...pod, metadata: { ...pod.metadata, annotations: { blob: 'x'.repeat(300_000) } } };
-    const item = podChangedItem({
-      cluster: 'prod-eu',
-      bus: 'b',
-      change: 'deleted',
-      pod: huge,
-      observedAt: 0,
-      resync: true,
-    });
-    const result = parseInboundEvent(envelope(item.entry));
+    const result = parseInboundEvent(accepted.get('a reference to a pod too large'));
     expect(result).toMatchObject({
       ok: true,
       kind: 'pod-changed',
@@ -74,14 +57,7 @@ describe('parseInboundEvent: the bridge\u2019s own entries', () => {
   });
 
   it('reads back a Kubernetes Event entry, timed by eventTime when that is all it has', () => {
-    const item = kubeEventItem({
-      cluster: 'prod-eu',
-      bus: 'b',
-      event: preempted,
-      podLabels: pod.metadata.labels!,
-      observedAt: 0,
-    });
-    expect(parseInboundEvent(envelope(item.entry))).toEqual({
+    expect(parseInboundEvent(accepted.get('a Kubernetes Event timed by eventTime'))).toEqual({
       ok: true,
       origin: 'bridge',
       eventId: 'event-id-1',
@@ -99,25 +75,14 @@ describe('parseInboundEvent: the bridge\u2019s own entries', () => {
   });
 
   it('prefers lastTimestamp (a repeated BackOff) over the first occurrence', () => {
-    const backOff: KubeEvent = {
-      ...preempted,
-      reason: 'BackOff',
-      message: 'Back-off pulling image "registry.example/app:1"',
-      eventTime: undefined,
-      firstTimestamp: '2026-01-02T03:00:00Z',
-      lastTimestamp: '2026-01-02T03:09:00Z',
-      count: 7,
-    };
-    const item = kubeEventItem({ cluster: 'c', bus: 'b', event: backOff, observedAt: 0 });
-    expect(parseInboundEvent(envelope(item.entry))).toMatchObject({
+    expect(parseInboundEvent(accepted.get('a repeated BackOff'))).toMatchObject({
       at: Date.parse('2026-01-02T03:09:00Z'),
       count: 7,
     });
   });
 
   it('accepts the detail as a JSON string, as a sender put it on the wire', () => {
-    const item = podChangedItem({ cluster: 'c', bus: 'b', change: 'added', pod, observedAt: 0 });
-    expect(parseInboundEvent({ ...envelope(item.entry), detail: item.entry.Detail })).toMatchObject({
+    expect(parseInboundEvent(accepted.get('the detail as a JSON string'))).toMatchObject({
       ok: true,
       change: 'added',
     });
