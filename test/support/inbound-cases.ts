@@ -50,6 +50,18 @@ export function envelope(entry: { Source: string; DetailType: string; Detail: st
 
 export const EXPORTER_SOURCE = 'company.k8s.events';
 
+/** The detail of a `Task Instance Changed` that the orchestrator function accepts. */
+export const taskInstanceDetail = {
+  dag_id: 'etl_daily',
+  task_id: 'load_orders',
+  run_id: 'scheduled__2025-01-06',
+  map_index: -1,
+  try_number: 1,
+  state: 'running',
+  cluster: 'prod',
+  namespace: 'airflow',
+};
+
 const enhancedEvent = {
   metadata: {
     name: 'etl-extract-abc123.17f0',

@@ -8,6 +8,15 @@ import {
   refusedBridgeEvents,
 } from '../support/inbound-cases.ts';
 
+/** What every accepted case says about the pod it is about. */
+const aboutThePod = {
+  cluster: 'prod-eu',
+  namespace: 'airflow',
+  podName: 'etl-extract-abc123',
+  podUid: pod.metadata.uid,
+  labels: pod.metadata.labels,
+};
+
 /** The bridge's own entries, as an EventBridge target receives them, by name. */
 const accepted = new Map(acceptedBridgeEvents());
 
@@ -23,11 +32,7 @@ describe('parseInboundEvent: the bridge\u2019s own entries', () => {
       ok: true,
       origin: 'bridge',
       eventId: 'event-id-1',
-      cluster: 'prod-eu',
-      namespace: 'airflow',
-      podName: 'etl-extract-abc123',
-      podUid: pod.metadata.uid,
-      labels: pod.metadata.labels,
+      ...aboutThePod,
       kind: 'pod-changed',
       change: 'modified',
       resync: false,
@@ -61,11 +66,7 @@ describe('parseInboundEvent: the bridge\u2019s own entries', () => {
       ok: true,
       origin: 'bridge',
       eventId: 'event-id-1',
-      cluster: 'prod-eu',
-      namespace: 'airflow',
-      podName: 'etl-extract-abc123',
-      podUid: pod.metadata.uid,
-      labels: pod.metadata.labels,
+      ...aboutThePod,
       kind: 'kubernetes-event',
       reason: 'Preempted',
       message: 'Preempted by pod 1234 on node kwok-node-1',
@@ -98,11 +99,7 @@ describe('parseInboundEvent: kubernetes-event-exporter\u2019s EventBridge format
       ok: true,
       origin: 'exporter',
       eventId: 'exp-1',
-      cluster: 'prod-eu',
-      namespace: 'airflow',
-      podName: 'etl-extract-abc123',
-      podUid: pod.metadata.uid,
-      labels: pod.metadata.labels,
+      ...aboutThePod,
       kind: 'kubernetes-event',
       reason: 'Failed',
       message: enhancedEvent.message,
