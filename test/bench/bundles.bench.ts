@@ -40,7 +40,9 @@ function bytesOf(metafile: Metafile) {
   return { total: output.bytes, byLibrary };
 }
 
-const kb = (bytes: number) => `${(bytes / 1024).toFixed(1)} KB`;
+// Decimal units, as bundle.bench.ts and the 1.5 MB goal count them.
+const kb = (bytes: number) => `${(bytes / 1e3).toFixed(1)} kB`;
+const mb = (bytes: number) => `${(bytes / 1e6).toFixed(2)} MB`;
 
 export default async function (report: Report) {
   const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -50,6 +52,6 @@ export default async function (report: Report) {
       .filter(([, bytes]) => bytes > 0)
       .map(([name, bytes]) => `${name} ${kb(bytes)}`)
       .join(', ');
-    report(`${handler}: bundle (goal <= 1.5 MB)`, `${kb(total)}${shares ? ` (${shares})` : ''}`);
+    report(`${handler}: bundle (goal <= 1.5 MB)`, `${mb(total)}${shares ? ` (${shares})` : ''}`);
   }
 }
