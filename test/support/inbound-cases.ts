@@ -273,6 +273,48 @@ export function refusedBridgeEvents(): Array<[string, unknown, string]> {
       { ...kubeEvent, detail: { ...kubeEvent.detail, event: reasonless } },
       'detail.event.reason is missing, not a non-empty string',
     ],
+    [
+      'a Kubernetes Event that names no namespace',
+      {
+        ...kubeEvent,
+        detail: {
+          ...kubeEvent.detail,
+          event: {
+            ...kubeEvent.detail.event,
+            namespace: undefined,
+            involvedObject: { ...kubeEvent.detail.event.involvedObject, namespace: undefined },
+          },
+        },
+      },
+      'detail.event has no namespace (involvedObject.namespace, namespace or metadata.namespace)',
+    ],
+    [
+      'a Kubernetes Event whose fallback namespace is no name',
+      {
+        ...kubeEvent,
+        detail: {
+          ...kubeEvent.detail,
+          event: {
+            ...kubeEvent.detail.event,
+            namespace: '../kube-system',
+            involvedObject: { ...kubeEvent.detail.event.involvedObject, namespace: undefined },
+          },
+        },
+      },
+      'detail.event.namespace "../kube-system" is not a valid namespace name',
+    ],
+    [
+      'a reference whose pod name is a path',
+      {
+        ...good,
+        detail: {
+          ...detail,
+          pod: undefined,
+          reference: { namespace: 'airflow', name: '../x', why: 'too-large' },
+        },
+      },
+      'detail.reference.name "../x" is not a valid pod name',
+    ],
     ['undefined', undefined, ''],
     ['zero', 0, ''],
     ['an array', [], ''],

@@ -98,6 +98,21 @@ describe('loadConfig', () => {
     }
   });
 
+  it('checks settings against each other even while other variables are bad', () => {
+    const problems = problemsOf({
+      ...MINIMAL,
+      [ENV.tableName]: 'x',
+      [ENV.exporterSources]: '{"k8s.dev": "dev"}',
+      PODWARDEN_PULL_RECHECK_BASE: '60s',
+      PODWARDEN_PULL_RECHECK_CAP: '10s',
+    });
+    expect(problems).toEqual([
+      expect.stringMatching(/^PODWARDEN_TABLE_NAME: tableName must be 3-255 characters/),
+      expect.stringMatching(/^PODWARDEN_EXPORTER_SOURCES: source "k8s.dev" maps to cluster "dev"/),
+      expect.stringMatching(/^PODWARDEN_PULL_RECHECK_BASE \/ PODWARDEN_PULL_RECHECK_CAP: /),
+    ]);
+  });
+
   it('allows every namespace only when asked for with *', () => {
     const all = loadConfig({ ...MINIMAL, [ENV.allowedNamespaces]: '*' });
     expect(all.allowedNamespaces).toEqual([]);

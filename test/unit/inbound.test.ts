@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { type InboundResult, parseInboundEvent } from '../../lib/core/inbound.ts';
+import { parseInboundEvent, parseTaskInstanceChanged } from '../../lib/core/inbound.ts';
 import {
   acceptedBridgeEvents,
   EXPORTER_SOURCE,
   exporterEvent,
   pod,
   refusedBridgeEvents,
+  taskInstanceDetail,
 } from '../support/inbound-cases.ts';
 
 /** What every accepted case says about the pod it is about. */
@@ -20,7 +21,7 @@ const aboutThePod = {
 /** The bridge's own entries, as an EventBridge target receives them, by name. */
 const accepted = new Map(acceptedBridgeEvents());
 
-function problem(result: InboundResult): string {
+function problem(result: { ok: true } | { ok: false; problem: string }): string {
   if (result.ok) throw new Error(`expected a problem, got ${JSON.stringify(result)}`);
   return result.problem;
 }
@@ -141,5 +142,45 @@ describe('parseInboundEvent: what is wrong, named', () => {
 
   it.each(refused.filter(([, , expected]) => expected === ''))('never throws: %s', (_name, event) => {
     expect(parseInboundEvent(event).ok).toBe(false);
+  });
+});
+
+describe('parseTaskInstanceChanged', () => {
+  const options = { orchestratorSources: ['airflow.listener'], profiles: ['airflow-kpo' as const] };
+  const taskInstance = (detail: Record<string, unknown>) => ({
+    source: 'airflow.listener',
+    'detail-type': 'Task Instance Changed',
+    detail: { ...taskInstanceDetail, ...detail },
+  });
+
+  it('reads the task key the way Airflow labels the pods, and the state in lower case', () => {
+    expect(parseTaskInstanceChanged(taskInstance({ state: 'SUCCESS', map_index: ' 3 ' }), options)).toEqual({
+      ok: true,
+      cluster: 'prod',
+      namespace: 'airflow',
+      profile: 'airflow-kpo',
+      key: 'etl_daily/load_orders/scheduled__2025-01-06/3',
+      tryNumber: 1,
+      state: 'success',
+    });
+  });
+
+  it('names every problem of the detail at once', () => {
+    expect(
+      problem(
+        parseTaskInstanceChanged(
+          taskInstance({ dag_id: ' ', try_number: -1, namespace: 'Air Flow' }),
+          options,
+        ),
+      ),
+    ).toBe(
+      'detail.dag_id is " ", not a non-empty string; detail.try_number is number -1, not a whole number >= 0; detail.namespace "Air Flow" is not a valid namespace name',
+    );
+  });
+
+  it('refuses a profile that exists but is not configured, naming the configured ones', () => {
+    expect(problem(parseTaskInstanceChanged(taskInstance({ profile: 'generic' }), options))).toBe(
+      'detail.profile is "generic"; configured profiles: airflow-kpo',
+    );
   });
 });
