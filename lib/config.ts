@@ -17,8 +17,7 @@ import {
   commaList,
   durationText,
   jsonObjectText,
-  optional,
-  optionalNoDefault,
+  mayBeUnset,
   parsedBy,
   required,
   SettingsError,
@@ -27,6 +26,7 @@ import {
   unique,
   whenValid,
   wholeNumberText,
+  withDefault,
 } from './settings.ts';
 import { assertTableName } from './store/schema.ts';
 
@@ -162,7 +162,7 @@ const exporterSourceMap = z.pipe(
 const policyVariables = Object.fromEntries(
   Object.values(POLICY_ENV).map(({ variable, unit }) => [
     variable,
-    optionalNoDefault(
+    mayBeUnset(
       unit === 'count'
         ? wholeNumberText(0, 100)
         : durationText(
@@ -194,7 +194,7 @@ const environment = z
       'is not set; give a JSON object of cluster names to connections, e.g. {"prod": {"kind": "eks", "clusterName": "...", "endpoint": "https://...", "caData": "...", "region": "..."}}',
       parsedBy((text: string) => parseClusterConnections(text)),
     ),
-    [ENV.profiles]: optional(
+    [ENV.profiles]: withDefault(
       z.pipe(
         commaList(parsedBy(parseProfileName)).check(
           z.minLength(
@@ -211,14 +211,14 @@ const environment = z
       `is not set; list the namespaces Podwarden may act in (comma-separated), or ${ALL_NAMESPACES} for all`,
       allowedNamespaceList,
     ),
-    [ENV.reaperMaxDeletes]: optional(wholeNumberText(0, MAX_REAPER_DELETES), DEFAULT_REAPER_MAX_DELETES),
-    [ENV.reaperDryRun]: optional(booleanText, false),
-    [ENV.timerBatchSize]: optional(wholeNumberText(1, MAX_TIMER_BATCH_SIZE), DEFAULT_TIMER_BATCH_SIZE),
-    [ENV.orchestratorSources]: optional(z.pipe(commaList(z.string()), z.transform(unique)), [
+    [ENV.reaperMaxDeletes]: withDefault(wholeNumberText(0, MAX_REAPER_DELETES), DEFAULT_REAPER_MAX_DELETES),
+    [ENV.reaperDryRun]: withDefault(booleanText, false),
+    [ENV.timerBatchSize]: withDefault(wholeNumberText(1, MAX_TIMER_BATCH_SIZE), DEFAULT_TIMER_BATCH_SIZE),
+    [ENV.orchestratorSources]: withDefault(z.pipe(commaList(z.string()), z.transform(unique)), [
       ...DEFAULT_ORCHESTRATOR_SOURCES,
     ]),
-    [ENV.exporterSources]: optional(exporterSourceMap, {}),
-    [ENV.checkQueueUrl]: optionalNoDefault(
+    [ENV.exporterSources]: withDefault(exporterSourceMap, {}),
+    [ENV.checkQueueUrl]: mayBeUnset(
       textThat(
         (text) => QUEUE_URL.test(text),
         (text) =>

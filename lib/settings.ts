@@ -22,7 +22,7 @@ export function required<S extends z.ZodMiniType<unknown, string>>(whenMissing: 
 }
 
 /** A setting with a default (the value, not parsed) when it is not given. */
-export function optional<S extends z.ZodMiniType<unknown, string>>(
+export function withDefault<S extends z.ZodMiniType<unknown, string>>(
   schema: S,
   fallback: z.output<S> extends undefined ? never : z.output<S>,
 ) {
@@ -30,7 +30,7 @@ export function optional<S extends z.ZodMiniType<unknown, string>>(
 }
 
 /** A setting that may be left out altogether. */
-export function optionalNoDefault<S extends z.ZodMiniType<unknown, string>>(schema: S) {
+export function mayBeUnset<S extends z.ZodMiniType<unknown, string>>(schema: S) {
   return z.pipe(settingText, z.optional(schema));
 }
 
