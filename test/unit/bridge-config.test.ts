@@ -7,17 +7,12 @@ import {
   matchesSelector,
   parseBridgeConfig,
 } from '../../lib/bridge/config.ts';
+import { refusedWith } from '../support/refused.ts';
 
 const minimal = ['--cluster', 'prod-eu', '--bus', 'podwarden', '--region', 'eu-west-1'];
 
 function problems(argv: string[], env: Record<string, string> = {}): string[] {
-  try {
-    parseBridgeConfig(argv, env);
-  } catch (error) {
-    if (error instanceof BridgeConfigError) return error.problems;
-    throw error;
-  }
-  throw new Error('expected the configuration to be refused');
+  return refusedWith(BridgeConfigError, () => parseBridgeConfig(argv, env));
 }
 
 describe('parseBridgeConfig', () => {

@@ -11,6 +11,7 @@ import {
 } from '../../lib/config.ts';
 import { DEFAULT_POLICY } from '../../lib/core/policy.ts';
 import { CA_DATA } from '../support/ca.ts';
+import { refusedWith } from '../support/refused.ts';
 
 // Only the PEM armour matters: the CA is parsed when a TLS connection is made, never here.
 const PROD = {
@@ -29,13 +30,7 @@ const MINIMAL = {
 };
 
 function problemsOf(env: Record<string, string | undefined>): string[] {
-  try {
-    loadConfig(env);
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return (error as ConfigError).problems;
-  }
-  throw new Error('expected loadConfig to throw');
+  return refusedWith(ConfigError, () => loadConfig(env));
 }
 
 describe('loadConfig', () => {
