@@ -172,11 +172,9 @@ export const taskInstanceChangedDetail = z.looseObject({
   run_id: nonBlank(),
   map_index: described(
     z.optional(
-      z.nullable(
-        z.union(
-          [wholeNumber(-1), z.string().check(z.regex(/^\s*(-0*[01]|[0-9]+)\s*$/, mapIndexProblem))],
-          mapIndexProblem,
-        ),
+      z.union(
+        [wholeNumber(-1), z.string().check(z.regex(/^\s*(-0*[01]|[0-9]+)\s*$/, mapIndexProblem)), z.null()],
+        mapIndexProblem,
       ),
     ),
     'Absent or null: -1 (an unmapped task).',
