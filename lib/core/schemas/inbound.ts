@@ -151,7 +151,10 @@ function kubeEvent<Extra extends z.core.$ZodLooseShape>(involvedObjectExtra: Ext
     );
 }
 
-export const kubernetesEvent = kubeEvent({});
+export const kubernetesEvent = described(
+  kubeEvent({}),
+  'A core/v1 Event about the pod. It must give a namespace (involvedObject.namespace, else namespace, else metadata.namespace) and a time (lastTimestamp, else eventTime, else firstTimestamp, else metadata.creationTimestamp).',
+);
 
 /** kubernetes-event-exporter's EventBridge detail: its whole `EnhancedEvent`. */
 export const exporterEventDetail = kubeEvent({ labels: optionalLabels() });
