@@ -69,6 +69,7 @@ import {
 } from '../lib/routes.ts';
 import { MAX_DELAY_SECONDS } from '../lib/scheduler/sqs-check-scheduler.ts';
 import { DUE_INDEX_NAME, TTL_ATTRIBUTE, tableDefinition } from '../lib/store/schema.ts';
+import { LAMBDA_BUNDLING } from './bundling/options.ts';
 import { EventSchemas } from './event-schemas.ts';
 import { wiringProblems } from './wiring-checks.ts';
 
@@ -420,20 +421,16 @@ export class PodwardenStack extends Stack {
       depsLockFilePath: `${REPOSITORY_ROOT}package-lock.json`,
       bundling: {
         format: OutputFormat.ESM,
-        target: 'node24',
-        minify: true,
+        target: LAMBDA_BUNDLING.target,
+        minify: LAMBDA_BUNDLING.minify,
         // Source maps double the asset; `PODWARDEN_BUNDLE_SOURCE_MAPS=true cdk deploy` adds them back.
         sourceMap: process.env.PODWARDEN_BUNDLE_SOURCE_MAPS === 'true',
-        mainFields: ['module', 'main'],
-        // undici drops its experimental Milo parser under esbuild; the alias keeps only the parts of
-        // undici that client-node uses (see infra/bundling/undici.mjs). Both keep bundles < 1.5 MB.
-        define: { esbuildDetection: 'true' },
-        esbuildArgs: { '--alias:undici': `${REPOSITORY_ROOT}infra/bundling/undici.mjs` },
+        mainFields: [...LAMBDA_BUNDLING.mainFields],
+        define: LAMBDA_BUNDLING.define,
+        esbuildArgs: { '--alias:undici': LAMBDA_BUNDLING.alias.undici },
         // Bundle the AWS SDK too, instead of taking the runtime's: the versions tested are the versions run.
         externalModules: [],
-        // Some bundled CommonJS dependencies call require() for Node built-ins.
-        banner:
-          "import { createRequire as __podwardenRequire } from 'node:module'; const require = __podwardenRequire(import.meta.url);",
+        banner: LAMBDA_BUNDLING.banner,
       },
     });
     if (vpc) {

@@ -1,14 +1,33 @@
 /**
- * The Lambda functions' configuration, from environment variables. Every option is validated, and
- * every problem names its variable; all problems are reported at once. The CDK stack writes the
+ * The Lambda functions' configuration, from environment variables, read with one schema
+ * (`environment`): every option is validated, every problem names its variable, and all problems
+ * are reported at once. The CDK stack writes the
  * same variables with `configEnvironment`, so what it deploys is what `loadConfig` reads.
  */
+import * as z from 'zod/mini';
 import { CLUSTERS_ENV, type ClusterConnection, parseClusterConnections } from './cluster/connections.ts';
 import { DEFAULT_PROFILE, PROFILE_NAMES, parseProfileName } from './core/identity.ts';
-import { isValidClusterName } from './core/inbound.ts';
-import { DEFAULT_POLICY, makePolicy, type Policy, parseDuration } from './core/policy.ts';
+import { makePolicy, type Policy } from './core/policy.ts';
+import { DNS_LABEL, isValidClusterName } from './core/schemas/common.ts';
+import { says } from './core/schemas/problems.ts';
 import type { ProfileName } from './core/task.ts';
 import { DEFAULT_ORCHESTRATOR_SOURCES, type RouteOptions, routeTable } from './routes.ts';
+import {
+  booleanText,
+  commaList,
+  durationText,
+  jsonObjectText,
+  mayBeUnset,
+  parsedBy,
+  required,
+  SettingsError,
+  settingsProblems,
+  textThat,
+  unique,
+  whenValid,
+  wholeNumberText,
+  withDefault,
+} from './settings.ts';
 import { assertTableName } from './store/schema.ts';
 
 export const ENV = {
@@ -84,16 +103,13 @@ export interface ConfigSettings {
   checkQueueUrl?: string;
 }
 
-export class ConfigError extends Error {
+export class ConfigError extends SettingsError {
   override name = 'ConfigError';
-  readonly problems: string[];
   constructor(problems: string[]) {
-    super(`invalid Podwarden configuration:\n${problems.map((problem) => `  - ${problem}`).join('\n')}`);
-    this.problems = problems;
+    super('invalid Podwarden configuration', problems);
   }
 }
 
-const NAMESPACE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 // An event bus name (1-256 of A-Z a-z 0-9 . _ - /) or its ARN.
 const BUS_NAME = /^[A-Za-z0-9._\-/]{1,256}$/;
 // https://sqs.<region>.amazonaws.com/<account>/<name>, or a local engine's http://127.0.0.1:<port>/<account>/<name>.
@@ -102,156 +118,183 @@ const BUS_ARN = /^arn:aws[a-z-]*:events:[a-z0-9-]+:\d{12}:event-bus\/[A-Za-z0-9.
 
 type Env = Readonly<Record<string, string | undefined>>;
 
-export function loadConfig(env: Env = process.env): PodwardenConfig {
-  const problems: string[] = [];
-  /** Runs one option's parser; a thrown message becomes a problem that names the variable. */
-  const read = <T>(variable: string, parse: (text: string | undefined) => T, fallback: T): T => {
-    const raw = env[variable];
-    try {
-      return parse(raw === undefined || raw.trim() === '' ? undefined : raw.trim());
-    } catch (error) {
-      problems.push(`${variable}: ${(error as Error).message}`);
-      return fallback;
+/** Namespace names, or `*` alone for every namespace (as no names: namespaceAllowed allows all). */
+const allowedNamespaceList = z.pipe(
+  z
+    .pipe(
+      commaList(
+        textThat(
+          (name) => name === ALL_NAMESPACES || (DNS_LABEL.test(name) && name.length <= 63),
+          (name) => `${JSON.stringify(name)} is not a valid namespace name`,
+        ),
+      ),
+      z.transform(unique),
+    )
+    .check(
+      z.refine((names) => names.length > 0, `names no namespace; use ${ALL_NAMESPACES} for all`),
+      z.refine(
+        (names) => !names.includes(ALL_NAMESPACES) || names.length === 1,
+        `${ALL_NAMESPACES} cannot be combined with namespace names`,
+      ),
+    ),
+  z.transform((names: string[]) => (names.includes(ALL_NAMESPACES) ? [] : names)),
+);
+
+/** kubernetes-event-exporter sources, each mapped to the cluster it reports for (also the CDK context's). */
+export const exporterSourceClusters = parsedBy((sources: Record<string, unknown>) => {
+  for (const [source, cluster] of Object.entries(sources)) {
+    if (typeof cluster !== 'string' || !isValidClusterName(cluster)) {
+      throw new Error(
+        `source ${JSON.stringify(source)} maps to ${JSON.stringify(cluster)}, not a cluster name`,
+      );
     }
-  };
+  }
+  return sources as Record<string, string>;
+});
 
-  const tableName = read(
-    ENV.tableName,
-    (text) => {
-      if (text === undefined) throw new Error('is not set; give the DynamoDB table name');
-      assertTableName(text);
-      return text;
-    },
-    '',
-  );
-  const eventBusName = read(
-    ENV.eventBusName,
-    (text) => {
-      if (text === undefined) throw new Error('is not set; give the event bus name or ARN');
-      if (!BUS_NAME.test(text) && !BUS_ARN.test(text)) {
-        throw new Error(`${JSON.stringify(text)} is not an event bus name (A-Z a-z 0-9 . _ - /) or ARN`);
-      }
-      return text;
-    },
-    '',
-  );
-  const clusters = read(
-    ENV.clusters,
-    (text) => {
-      if (text === undefined) {
-        throw new Error(
-          'is not set; give a JSON object of cluster names to connections, e.g. {"prod": {"kind": "eks", "clusterName": "...", "endpoint": "https://...", "caData": "...", "region": "..."}}',
-        );
-      }
-      return parseClusterConnections(text);
-    },
-    new Map<string, ClusterConnection>(),
-  );
-  const profiles = read(
-    ENV.profiles,
-    (text) => {
-      const names = text === undefined ? [DEFAULT_PROFILE] : list(text).map(parseProfileName);
-      if (names.length === 0)
-        throw new Error(`names no profile; use one or more of ${PROFILE_NAMES.join(', ')}`);
-      return unique(names);
-    },
-    [DEFAULT_PROFILE],
-  );
-  const allowedNamespaces = read(
-    ENV.allowedNamespaces,
-    (text) => {
-      // Safe by default: acting in every namespace must be asked for, never the result of a typo'd name.
-      if (text === undefined) {
-        throw new Error(
-          `is not set; list the namespaces Podwarden may act in (comma-separated), or ${ALL_NAMESPACES} for all`,
-        );
-      }
-      if (text === ALL_NAMESPACES) return [];
-      const names = list(text);
-      for (const name of names) {
-        if (name === ALL_NAMESPACES)
-          throw new Error(`${ALL_NAMESPACES} cannot be combined with namespace names`);
-        if (!NAMESPACE.test(name)) throw new Error(`${JSON.stringify(name)} is not a valid namespace name`);
-      }
-      if (names.length === 0) throw new Error(`names no namespace; use ${ALL_NAMESPACES} for all`);
-      return unique(names);
-    },
-    [],
-  );
-  const maxDeletes = read(
-    ENV.reaperMaxDeletes,
-    (text) => (text === undefined ? DEFAULT_REAPER_MAX_DELETES : wholeNumber(text, 0, MAX_REAPER_DELETES)),
-    DEFAULT_REAPER_MAX_DELETES,
-  );
-  const dryRun = read(ENV.reaperDryRun, (text) => (text === undefined ? false : boolean(text)), false);
-  const timerBatchSize = read(
-    ENV.timerBatchSize,
-    (text) => (text === undefined ? DEFAULT_TIMER_BATCH_SIZE : wholeNumber(text, 1, MAX_TIMER_BATCH_SIZE)),
-    DEFAULT_TIMER_BATCH_SIZE,
-  );
-  const orchestratorSources = read(
-    ENV.orchestratorSources,
-    (text) => (text === undefined ? [...DEFAULT_ORCHESTRATOR_SOURCES] : unique(list(text))),
-    [...DEFAULT_ORCHESTRATOR_SOURCES],
-  );
-  const exporterSources = read(
-    ENV.exporterSources,
-    (text) => (text === undefined ? {} : parseExporterSources(text, clusters)),
-    {},
-  );
-  const checkQueueUrl = read(
-    ENV.checkQueueUrl,
-    (text) => {
-      if (text === undefined) return undefined;
-      if (!QUEUE_URL.test(text)) {
-        throw new Error(
+const exporterSourceMap = z.pipe(
+  jsonObjectText(
+    'expected a JSON object mapping each exporter source to the cluster it reports for, e.g. {"k8s.prod": "prod"}',
+  ),
+  exporterSourceClusters,
+);
+
+const policyVariables = Object.fromEntries(
+  Object.values(POLICY_ENV).map(({ variable, unit }) => [
+    variable,
+    mayBeUnset(
+      unit === 'count'
+        ? wholeNumberText(0, 100)
+        : durationText(
+            (text) =>
+              `${JSON.stringify(text)} is not a duration like 90, 90s, 15m, 2h or 500ms, up to 366 days`,
+          ),
+    ),
+  ]),
+);
+
+/** The variables `loadConfig` reads: one schema, each variable's problem named by the variable. */
+const environment = z
+  .object({
+    [ENV.tableName]: required(
+      'is not set; give the DynamoDB table name',
+      parsedBy((text: string) => {
+        assertTableName(text);
+        return text;
+      }),
+    ),
+    [ENV.eventBusName]: required(
+      'is not set; give the event bus name or ARN',
+      textThat(
+        (text) => BUS_NAME.test(text) || BUS_ARN.test(text),
+        (text) => `${JSON.stringify(text)} is not an event bus name (A-Z a-z 0-9 . _ - /) or ARN`,
+      ),
+    ),
+    [ENV.clusters]: required(
+      'is not set; give a JSON object of cluster names to connections, e.g. {"prod": {"kind": "eks", "clusterName": "...", "endpoint": "https://...", "caData": "...", "region": "..."}}',
+      parsedBy((text: string) => parseClusterConnections(text)),
+    ),
+    [ENV.profiles]: withDefault(
+      z.pipe(
+        commaList(parsedBy(parseProfileName)).check(
+          z.minLength(
+            1,
+            says(() => `names no profile; use one or more of ${PROFILE_NAMES.join(', ')}`),
+          ),
+        ),
+        z.transform(unique),
+      ),
+      [DEFAULT_PROFILE],
+    ),
+    // Safe by default: acting in every namespace must be asked for, never the result of a typo'd name.
+    [ENV.allowedNamespaces]: required(
+      `is not set; list the namespaces Podwarden may act in (comma-separated), or ${ALL_NAMESPACES} for all`,
+      allowedNamespaceList,
+    ),
+    [ENV.reaperMaxDeletes]: withDefault(wholeNumberText(0, MAX_REAPER_DELETES), DEFAULT_REAPER_MAX_DELETES),
+    [ENV.reaperDryRun]: withDefault(booleanText, false),
+    [ENV.timerBatchSize]: withDefault(wholeNumberText(1, MAX_TIMER_BATCH_SIZE), DEFAULT_TIMER_BATCH_SIZE),
+    [ENV.orchestratorSources]: withDefault(z.pipe(commaList(z.string()), z.transform(unique)), [
+      ...DEFAULT_ORCHESTRATOR_SOURCES,
+    ]),
+    [ENV.exporterSources]: withDefault(exporterSourceMap, {}),
+    [ENV.checkQueueUrl]: mayBeUnset(
+      textThat(
+        (text) => QUEUE_URL.test(text),
+        (text) =>
           `${JSON.stringify(text)} is not an SQS queue URL (https://sqs.<region>.amazonaws.com/<account>/<queue>)`,
-        );
+      ),
+    ),
+    ...policyVariables,
+  })
+  .check(
+    whenValid([ENV.exporterSources, ENV.clusters], (env, payload) => {
+      const clusters = env[ENV.clusters];
+      for (const [source, cluster] of Object.entries(env[ENV.exporterSources])) {
+        if (!clusters.has(cluster)) {
+          payload.issues.push({
+            code: 'custom',
+            path: [ENV.exporterSources],
+            input: cluster,
+            message: `source ${JSON.stringify(source)} maps to cluster "${cluster}", which ${CLUSTERS_ENV} does not configure (it has: ${[...clusters.keys()].join(', ')})`,
+          });
+          return;
+        }
       }
-      return text;
-    },
-    undefined,
+    }),
+    whenValid(Object.keys(policyVariables), (env, payload) => {
+      try {
+        makePolicy(policyOverrides(env));
+      } catch (error) {
+        payload.issues.push({ code: 'custom', input: env, message: policyProblem((error as Error).message) });
+      }
+    }),
+    whenValid([ENV.exporterSources, ENV.orchestratorSources], (env, payload) => {
+      try {
+        // The same check the stack's rules go through: sources must not collide with each other.
+        routeTable(
+          routeOptions({
+            exporterSources: env[ENV.exporterSources],
+            orchestratorSources: env[ENV.orchestratorSources],
+          }),
+        );
+      } catch (error) {
+        payload.issues.push({
+          code: 'custom',
+          input: env,
+          message: `${ENV.exporterSources} / ${ENV.orchestratorSources}: ${(error as Error).message}`,
+        });
+      }
+    }),
   );
 
+function policyOverrides(env: Record<string, unknown>): Partial<Policy> {
   const overrides: Partial<Policy> = {};
-  for (const [field, { variable, unit }] of Object.entries(POLICY_ENV) as Array<
+  for (const [field, { variable }] of Object.entries(POLICY_ENV) as Array<
     [keyof Policy, (typeof POLICY_ENV)[keyof Policy]]
   >) {
-    const value = read(
-      variable,
-      (text) =>
-        text === undefined ? undefined : unit === 'count' ? wholeNumber(text, 0, 100) : duration(text),
-      undefined,
-    );
-    if (value !== undefined) overrides[field] = value;
+    const value = env[variable];
+    if (typeof value === 'number') overrides[field] = value;
   }
-  let policy: Policy = { ...DEFAULT_POLICY };
-  try {
-    policy = makePolicy(overrides);
-  } catch (error) {
-    problems.push(policyProblem((error as Error).message));
-  }
+  return overrides;
+}
 
-  if (problems.length === 0) {
-    try {
-      // The same check the stack's rules go through: sources must not collide with each other.
-      routeTable(routeOptions({ exporterSources, orchestratorSources }));
-    } catch (error) {
-      problems.push(`${ENV.exporterSources} / ${ENV.orchestratorSources}: ${(error as Error).message}`);
-    }
-  }
-  if (problems.length > 0) throw new ConfigError(problems);
+export function loadConfig(env: Env = process.env): PodwardenConfig {
+  const parsed = environment.safeParse(env);
+  if (!parsed.success) throw new ConfigError(settingsProblems(parsed.error, (variable) => `${variable}: `));
+  const read = parsed.data;
+  const checkQueueUrl = read[ENV.checkQueueUrl];
   return {
-    tableName,
-    eventBusName,
-    clusters,
-    profiles,
-    allowedNamespaces,
-    reaper: { maxDeletes, dryRun },
-    timerBatchSize,
-    policy,
-    exporterSources,
-    orchestratorSources,
+    tableName: read[ENV.tableName],
+    eventBusName: read[ENV.eventBusName],
+    clusters: read[ENV.clusters],
+    profiles: read[ENV.profiles],
+    allowedNamespaces: read[ENV.allowedNamespaces],
+    reaper: { maxDeletes: read[ENV.reaperMaxDeletes], dryRun: read[ENV.reaperDryRun] },
+    timerBatchSize: read[ENV.timerBatchSize],
+    policy: makePolicy(policyOverrides(read)),
+    exporterSources: read[ENV.exporterSources],
+    orchestratorSources: read[ENV.orchestratorSources],
     ...(checkQueueUrl ? { checkQueueUrl } : {}),
   };
 }
@@ -306,38 +349,6 @@ export function configEnvironment(settings: ConfigSettings): Record<string, stri
   return env;
 }
 
-function parseExporterSources(
-  text: string,
-  clusters: Map<string, ClusterConnection>,
-): Record<string, string> {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    throw new Error(`not valid JSON (${(error as Error).message})`);
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new Error(
-      'expected a JSON object mapping each exporter source to the cluster it reports for, e.g. {"k8s.prod": "prod"}',
-    );
-  }
-  const sources: Record<string, string> = {};
-  for (const [source, cluster] of Object.entries(value)) {
-    if (typeof cluster !== 'string' || !isValidClusterName(cluster)) {
-      throw new Error(
-        `source ${JSON.stringify(source)} maps to ${JSON.stringify(cluster)}, not a cluster name`,
-      );
-    }
-    if (clusters.size > 0 && !clusters.has(cluster)) {
-      throw new Error(
-        `source ${JSON.stringify(source)} maps to cluster "${cluster}", which ${CLUSTERS_ENV} does not configure (it has: ${[...clusters.keys()].join(', ')})`,
-      );
-    }
-    sources[source] = cluster;
-  }
-  return sources;
-}
-
 /** makePolicy names fields (`policy.pullRecheckCapMs`); say which variables they come from. */
 function policyProblem(message: string): string {
   let named = message;
@@ -366,38 +377,4 @@ function formatMs(ms: number): string {
     if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
   }
   return `${ms}ms`;
-}
-
-function list(text: string): string[] {
-  return text
-    .split(',')
-    .map((item) => item.trim())
-    .filter((item) => item !== '');
-}
-
-function unique<T>(items: T[]): T[] {
-  return [...new Set(items)];
-}
-
-function wholeNumber(text: string, min: number, max: number): number {
-  if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) {
-    throw new Error(`${JSON.stringify(text)} is not a whole number from ${min} to ${max}`);
-  }
-  return Number(text);
-}
-
-function duration(text: string): number {
-  const ms = parseDuration(text);
-  if (ms === undefined)
-    throw new Error(
-      `${JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}...` : text)} is not a duration like 90, 90s, 15m, 2h or 500ms, up to 366 days`,
-    );
-  return ms;
-}
-
-function boolean(text: string): boolean {
-  const lower = text.toLowerCase();
-  if (lower === 'true') return true;
-  if (lower === 'false') return false;
-  throw new Error(`${JSON.stringify(text)} is not true or false`);
 }

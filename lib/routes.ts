@@ -6,7 +6,7 @@
  * Schedules are routes too: their rule delivers a small synthetic event (`scheduleEvent`) instead of
  * EventBridge's generic `Scheduled Event`, so every handler is picked by the same kind of pattern.
  */
-import { BRIDGE_SOURCE, KUBERNETES_EVENT, POD_CHANGED } from './core/inbound.ts';
+import { BRIDGE_SOURCE, KUBERNETES_EVENT, POD_CHANGED, TASK_INSTANCE_CHANGED } from './core/inbound.ts';
 
 export const HANDLER_NAMES = ['pod-changed', 'kubernetes-event', 'orchestrator', 'timer', 'reaper'] as const;
 export type HandlerName = (typeof HANDLER_NAMES)[number];
@@ -17,7 +17,7 @@ export const FUNCTION_NAMES = [...HANDLER_NAMES, ...QUEUE_HANDLER_NAMES] as cons
 export type FunctionName = (typeof FUNCTION_NAMES)[number];
 
 /** What an orchestrator listener (e.g. Airflow's) sends when a task instance changes state. */
-export const TASK_INSTANCE_CHANGED = 'Task Instance Changed';
+export { TASK_INSTANCE_CHANGED };
 export const DEFAULT_ORCHESTRATOR_SOURCES: readonly string[] = Object.freeze(['airflow.listener']);
 
 /** Source and detail-types of the events the schedule rules deliver. */

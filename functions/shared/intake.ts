@@ -8,20 +8,19 @@
  */
 
 import { namespaceAllowed, type PodwardenConfig } from '../../lib/config.ts';
-import { isOrchestratorState, ORCHESTRATOR_STATES } from '../../lib/core/engine.ts';
-import { identifyPod, orchestratorTaskKey } from '../../lib/core/identity.ts';
+import { identifyPod } from '../../lib/core/identity.ts';
 import {
   describe,
   type InboundEvent,
-  isValidClusterName,
   parseInboundEvent,
+  parseTaskInstanceChanged,
 } from '../../lib/core/inbound.ts';
 import { eventHint } from '../../lib/core/kube-event.ts';
 import type { Observation } from '../../lib/core/observation.ts';
 import type { Pod } from '../../lib/core/pod.ts';
 import type { ProfileName } from '../../lib/core/task.ts';
 import type { Target } from '../../lib/reconciler/reconcile.ts';
-import { SCHEDULE_SOURCE, TASK_INSTANCE_CHANGED } from '../../lib/routes.ts';
+import { SCHEDULE_SOURCE } from '../../lib/routes.ts';
 
 export type Intake =
   | { kind: 'reconcile'; target: Target; hints: Observation[] }
@@ -32,8 +31,6 @@ type IntakeConfig = Pick<
   PodwardenConfig,
   'clusters' | 'profiles' | 'allowedNamespaces' | 'exporterSources' | 'orchestratorSources'
 >;
-
-const NAMESPACE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 export function podChangedIntake(event: unknown, config: IntakeConfig): Intake {
   const parsed = parseInboundEvent(event, { exporterSources: config.exporterSources });
@@ -72,96 +69,17 @@ export function kubernetesEventIntake(event: unknown, config: IntakeConfig): Int
   return podTarget(parsed, config, [hint]);
 }
 
-/**
- * `Task Instance Changed` from an orchestrator listener: detail `dag_id`, `task_id`, `run_id`,
- * `map_index` (absent or null: -1), `try_number`, `state`, `cluster`, `namespace`, and optionally
- * `profile` (default: the first configured one).
- */
+/** `Task Instance Changed` from an orchestrator listener (lib/core/inbound.ts reads it). */
 export function orchestratorIntake(event: unknown, config: IntakeConfig): Intake {
-  const envelope = record(event);
-  if (!envelope) return { kind: 'malformed', problem: `event is ${describe(event)}, not an object` };
-  const source = envelope.source;
-  if (typeof source !== 'string' || !config.orchestratorSources.includes(source)) {
-    return {
-      kind: 'malformed',
-      problem: `event.source is ${describe(source)}; orchestrator sources are ${config.orchestratorSources.map((s) => `"${s}"`).join(', ')}`,
-    };
-  }
-  if (envelope['detail-type'] !== TASK_INSTANCE_CHANGED) {
-    return {
-      kind: 'malformed',
-      problem: `event.detail-type is ${describe(envelope['detail-type'])}, not "${TASK_INSTANCE_CHANGED}"`,
-    };
-  }
-  const detail = record(decodeDetail(envelope.detail));
-  if (!detail)
-    return { kind: 'malformed', problem: `event.detail is ${describe(envelope.detail)}, not an object` };
-
-  const problems: string[] = [];
-  const text = (field: string): string => {
-    const value = detail[field];
-    if (typeof value !== 'string' || value.trim() === '') {
-      problems.push(`detail.${field} is ${describe(value)}, not a non-empty string`);
-      return '';
-    }
-    return value;
-  };
-  const dagId = text('dag_id');
-  const taskId = text('task_id');
-  const runId = text('run_id');
-  const state = text('state').toLowerCase();
-  const cluster = text('cluster');
-  const namespace = text('namespace');
-  if (state && !isOrchestratorState(state)) {
-    problems.push(
-      `detail.state is ${describe(detail.state)}; expected one of ${ORCHESTRATOR_STATES.join(', ')}`,
-    );
-  }
-  const tryNumber = detail.try_number;
-  if (typeof tryNumber !== 'number' || !Number.isSafeInteger(tryNumber) || tryNumber < 0) {
-    problems.push(`detail.try_number is ${describe(tryNumber)}, not a whole number >= 0`);
-  }
-  const mapIndex = detail.map_index;
-  if (
-    mapIndex !== undefined &&
-    mapIndex !== null &&
-    typeof mapIndex !== 'number' &&
-    typeof mapIndex !== 'string'
-  ) {
-    problems.push(`detail.map_index is ${describe(mapIndex)}, not a whole number >= -1`);
-  }
-  if (cluster && !isValidClusterName(cluster))
-    problems.push(`detail.cluster "${cluster}" is not a valid cluster name`);
-  if (namespace && !NAMESPACE.test(namespace))
-    problems.push(`detail.namespace "${namespace}" is not a valid namespace name`);
-  let profile: ProfileName | undefined = config.profiles[0];
-  if (detail.profile !== undefined) {
-    profile = config.profiles.find((name) => name === detail.profile);
-    if (!profile) {
-      problems.push(
-        `detail.profile is ${describe(detail.profile)}; configured profiles: ${config.profiles.join(', ')}`,
-      );
-    }
-  }
-  if (problems.length > 0 || !profile) return { kind: 'malformed', problem: problems.join('; ') };
-
-  let key: string;
-  try {
-    key = orchestratorTaskKey(profile, {
-      dag_id: dagId,
-      task_id: taskId,
-      run_id: runId,
-      map_index: mapIndex as number | string | null | undefined,
-    });
-  } catch (error) {
-    return { kind: 'malformed', problem: `detail: ${(error as Error).message}` };
-  }
+  const parsed = parseTaskInstanceChanged(event, config);
+  if (!parsed.ok) return { kind: 'malformed', problem: parsed.problem };
+  const { cluster, namespace, profile, key, tryNumber, state } = parsed;
   const refused = outOfScope(cluster, namespace, config);
   if (refused) return refused;
   return {
     kind: 'reconcile',
     target: { cluster, namespace, profile, taskId: { cluster, namespace, key } },
-    hints: [{ type: 'orchestrator-task-changed', tryNumber: tryNumber as number, state }],
+    hints: [{ type: 'orchestrator-task-changed', tryNumber, state }],
   };
 }
 
@@ -235,13 +153,4 @@ function record(value: unknown): Record<string, unknown> | undefined {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
     ? (value as Record<string, unknown>)
     : undefined;
-}
-
-function decodeDetail(detail: unknown): unknown {
-  if (typeof detail !== 'string') return detail;
-  try {
-    return JSON.parse(detail);
-  } catch {
-    return detail;
-  }
 }

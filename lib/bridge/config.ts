@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import * as z from 'zod/mini';
 import {
   CLUSTERS_ENV,
   type ClusterConnection,
@@ -6,9 +7,19 @@ import {
   unsafeEndpointProblem,
 } from '../cluster/connections.ts';
 import { PROFILE_NAMES, PROFILES } from '../core/identity.ts';
-import { isValidClusterName } from '../core/inbound.ts';
-import { parseDuration } from '../core/policy.ts';
+import { DNS_LABEL, DNS_SUBDOMAIN, isValidClusterName } from '../core/schemas/common.ts';
+import { says } from '../core/schemas/problems.ts';
 import type { ProfileName } from '../core/task.ts';
+import {
+  commaList,
+  durationText,
+  parsedBy,
+  SettingsError,
+  settingsProblems,
+  textThat,
+  unique,
+  whenValid,
+} from '../settings.ts';
 import { LOG_LEVELS, type LogLevel } from './logger.ts';
 
 /** Event reasons that tell the engine about disruptions, failed starts and image pulls. */
@@ -56,12 +67,10 @@ export interface BridgeConfig {
 }
 
 /** Every problem found in the flags and environment, so one run names them all. */
-export class BridgeConfigError extends Error {
+export class BridgeConfigError extends SettingsError {
   override name = 'BridgeConfigError';
-  readonly problems: string[];
   constructor(problems: string[]) {
-    super(`invalid bridge configuration:\n${problems.map((problem) => `  - ${problem}`).join('\n')}`);
-    this.problems = problems;
+    super('invalid bridge configuration', problems);
   }
 }
 
@@ -237,12 +246,145 @@ export function parseFlags(
   return { values, problems };
 }
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+/** Written for every namespace; alone, never with names. */
+const ALL = '*';
 const BUS_NAME = /^[A-Za-z0-9._\-/]{1,256}$/;
 const BUS_ARN = /^arn:aws[a-z-]*:events:[a-z0-9-]+:\d{12}:event-bus\/[A-Za-z0-9._\-/]+$/;
 const REGION = /^[a-z]{2}(-[a-z]+)+-\d+$/;
 const EVENT_REASON = /^[A-Za-z][A-Za-z0-9]*$/;
+
+const requiredText = z.string(says(() => 'is required')).check(z.minLength(1, 'is required'));
+const duration = durationText(
+  (text) => `"${text}" is not a positive duration up to 366 days (e.g. 500ms, 15s, 2m)`,
+  (ms) => ms > 0,
+);
+/** A comma-separated list, each item as `item` says; `whenEmpty` when it names nothing. */
+const listOf = (item: z.ZodMiniType<string, string>, whenEmpty: string) =>
+  z.pipe(commaList(item), z.transform(unique)).check(z.minLength(1, whenEmpty));
+
+/**
+ * The settings once flags, environment and defaults are resolved (`resolve`), one schema for all:
+ * every problem is named by its flag (and variable), all at once.
+ */
+const bridgeSettings = z
+  .object({
+    cluster: requiredText.check(
+      z.refine(
+        isValidClusterName,
+        says(
+          (text) =>
+            `"${String(text)}" must be 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit`,
+        ),
+      ),
+    ),
+    bus: requiredText.check(
+      z.refine(
+        (text) => BUS_NAME.test(text) || BUS_ARN.test(text),
+        says((text) => `"${String(text)}" is neither an event bus name nor an event bus ARN`),
+      ),
+    ),
+    region: requiredText.check(
+      z.refine(
+        (text) => REGION.test(text),
+        says((text) => `"${String(text)}" is not an AWS region name (e.g. eu-west-1)`),
+      ),
+    ),
+    eventBridgeEndpoint: z.optional(
+      parsedBy((text: string) => {
+        const url = URL.canParse(text) ? new URL(text) : undefined;
+        if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+          throw new Error(`"${text}" is not an http(s) URL`);
+        }
+        const unsafe = unsafeEndpointProblem(url);
+        if (unsafe) throw new Error(`"${text}" ${unsafe}`);
+        return text;
+      }),
+    ),
+    namespaces: z.pipe(
+      listOf(
+        textThat(
+          (name) => name === ALL || (name.length <= 63 && DNS_LABEL.test(name)),
+          (name) => `"${name}" is not a valid namespace name`,
+        ),
+        'is empty (use * for every namespace)',
+      ).check(
+        z.refine((names) => !names.includes(ALL) || names.length === 1, 'mixes * with named namespaces'),
+      ),
+      // No names: every namespace.
+      z.transform((names: string[]) => (names.includes(ALL) ? [] : names)),
+    ),
+    profiles: listOf(
+      textThat(
+        (name) => Object.hasOwn(PROFILES, name),
+        (name) => `"${name}" is not a known profile (known: ${PROFILE_NAMES.join(', ')})`,
+      ),
+      'names no profile',
+    ) as z.ZodMiniType<ProfileName[], string>,
+    eventReasons: listOf(
+      textThat(
+        (reason) => EVENT_REASON.test(reason),
+        (reason) => `"${reason}" is not a CamelCase reason such as Preempted`,
+      ),
+      'names no reason',
+    ),
+    leaseNamespace: textThat(
+      (name) => name.length <= 63 && DNS_LABEL.test(name),
+      (name) => `"${name}" is not a valid namespace name`,
+    ),
+    leaseName: textThat(
+      (name) => name.length <= 253 && DNS_SUBDOMAIN.test(name),
+      (name) => `"${name}" is not a valid object name`,
+    ),
+    leaseDuration: duration,
+    leaseRenewDeadline: z.optional(duration),
+    leaseRetryPeriod: z.optional(duration),
+    identity: textThat(
+      (identity) => identity !== '' && identity.length <= 253,
+      () => 'must be 1-253 characters',
+    ),
+    metricsHost: z.string(),
+    metricsPort: z.pipe(
+      textThat(
+        (text) => /^\d+$/.test(text) && Number(text) <= 65_535,
+        (text) => `"${text}" is not a port number (0-65535)`,
+      ),
+      z.transform(Number),
+    ),
+    logLevel: textThat(
+      (level) => (LOG_LEVELS as readonly string[]).includes(level),
+      (level) => `"${level}" is not one of ${LOG_LEVELS.join(', ')}`,
+    ) as z.ZodMiniType<LogLevel, string>,
+    flushTimeout: duration,
+    eventMaxAge: duration,
+    kubeconfig: z.optional(z.string()),
+    context: z.optional(z.string()),
+  })
+  .check(
+    whenValid(['leaseDuration', 'leaseRenewDeadline', 'leaseRetryPeriod'], (settings, payload) => {
+      const lease = leaseTimings(settings);
+      const problem = (message: string, path: string[] = []) =>
+        payload.issues.push({ code: 'custom', input: settings, path, message });
+      if (lease.durationMs < 1000) problem('must be at least 1s', ['leaseDuration']);
+      if (lease.renewDeadlineMs >= lease.durationMs)
+        problem('the lease renew deadline must be shorter than the lease duration');
+      if (lease.retryPeriodMs >= lease.renewDeadlineMs)
+        problem('the lease retry period must be shorter than the renew deadline');
+    }),
+  );
+
+/** Unless given, the renew deadline is 2/3 of the lease and the retry period 2/15 of it. */
+function leaseTimings(settings: {
+  leaseDuration: number;
+  leaseRenewDeadline?: number | undefined;
+  leaseRetryPeriod?: number | undefined;
+}) {
+  const durationMs = settings.leaseDuration;
+  return {
+    durationMs,
+    renewDeadlineMs: settings.leaseRenewDeadline ?? Math.round((durationMs * 2) / 3),
+    retryPeriodMs: settings.leaseRetryPeriod ?? Math.round((durationMs * 2) / 15),
+  };
+}
 
 export function parseBridgeConfig(
   argv: readonly string[],
@@ -253,7 +395,8 @@ export function parseBridgeConfig(
     argv,
     Object.values(settings).map((setting) => setting.flag),
   );
-  const raw = (name: SettingName): string | undefined => {
+  /** Flags win over environment variables; the first environment variable set wins over later ones. */
+  const resolve = (name: SettingName): string | undefined => {
     const setting = settings[name];
     const fromFlag = values.get(setting.flag);
     if (fromFlag !== undefined) return fromFlag.trim();
@@ -263,152 +406,38 @@ export function parseBridgeConfig(
     }
     return setting.default;
   };
-  const where = (name: SettingName) => {
-    const setting = settings[name];
-    return `--${setting.flag}${setting.env.length > 0 ? ` (or ${setting.env.join(', ')})` : ''}`;
+  const resolved: Partial<Record<SettingName, string>> = {};
+  for (const name of Object.keys(settings) as SettingName[]) {
+    const value = resolve(name);
+    if (value !== undefined) resolved[name] = value;
+  }
+  resolved.identity ??= hostname();
+
+  const where = (name: string) => {
+    const setting = settings[name as SettingName];
+    return `--${setting.flag}${setting.env.length > 0 ? ` (or ${setting.env.join(', ')})` : ''} `;
   };
-  const required = (name: SettingName): string => {
-    const value = raw(name);
-    if (value === undefined || value === '') {
-      problems.push(`${where(name)} is required`);
-      return '';
-    }
-    return value;
-  };
-  const duration = (name: SettingName, fallbackMs?: number): number => {
-    const value = raw(name);
-    if (value === undefined) return fallbackMs ?? 0;
-    const ms = parseDuration(value);
-    if (ms === undefined || ms <= 0) {
-      const shown = value.length > 40 ? `${value.slice(0, 40)}...` : value;
-      problems.push(
-        `${where(name)} "${shown}" is not a positive duration up to 366 days (e.g. 500ms, 15s, 2m)`,
-      );
-      return fallbackMs ?? 0;
-    }
-    return ms;
-  };
-  const list = (name: SettingName): string[] =>
-    (raw(name) ?? '')
-      .split(',')
-      .map((item) => item.trim())
-      .filter((item) => item !== '');
-
-  const cluster = required('cluster');
-  if (cluster && !isValidClusterName(cluster)) {
-    problems.push(
-      `${where('cluster')} "${cluster}" must be 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit`,
-    );
-  }
-  const bus = required('bus');
-  if (bus && !BUS_NAME.test(bus) && !BUS_ARN.test(bus)) {
-    problems.push(`${where('bus')} "${bus}" is neither an event bus name nor an event bus ARN`);
-  }
-  const region = required('region');
-  if (region && !REGION.test(region))
-    problems.push(`${where('region')} "${region}" is not an AWS region name (e.g. eu-west-1)`);
-
-  const endpoint = raw('eventBridgeEndpoint');
-  if (endpoint !== undefined) {
-    let url: URL | undefined;
-    try {
-      url = new URL(endpoint);
-    } catch {
-      url = undefined;
-    }
-    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
-      problems.push(`${where('eventBridgeEndpoint')} "${endpoint}" is not an http(s) URL`);
-    } else {
-      const unsafe = unsafeEndpointProblem(url);
-      if (unsafe) problems.push(`${where('eventBridgeEndpoint')} "${endpoint}" ${unsafe}`);
-    }
-  }
-
-  const namespaceList = list('namespaces');
-  const namespaces = namespaceList.includes('*') ? [] : [...new Set(namespaceList)];
-  if (namespaceList.includes('*') && namespaceList.length > 1) {
-    problems.push(`${where('namespaces')} mixes * with named namespaces`);
-  }
-  if (namespaceList.length === 0)
-    problems.push(`${where('namespaces')} is empty (use * for every namespace)`);
-  for (const namespace of namespaces) {
-    if (namespace.length > 63 || !DNS_LABEL.test(namespace))
-      problems.push(`namespace "${namespace}" is not a valid namespace name`);
-  }
-
-  const profiles: ProfileName[] = [];
-  for (const profile of list('profiles')) {
-    if (Object.hasOwn(PROFILES, profile)) profiles.push(profile as ProfileName);
-    else problems.push(`profile "${profile}" is unknown (known: ${PROFILE_NAMES.join(', ')})`);
-  }
-  if (profiles.length === 0 && list('profiles').length === 0)
-    problems.push(`${where('profiles')} names no profile`);
-
-  const eventReasons = [...new Set(list('eventReasons'))];
-  for (const reason of eventReasons) {
-    if (!EVENT_REASON.test(reason))
-      problems.push(`event reason "${reason}" is not a CamelCase reason such as Preempted`);
-  }
-  if (eventReasons.length === 0) problems.push(`${where('eventReasons')} names no reason`);
-
-  const leaseNamespace = raw('leaseNamespace') ?? '';
-  if (leaseNamespace.length > 63 || !DNS_LABEL.test(leaseNamespace)) {
-    problems.push(`${where('leaseNamespace')} "${leaseNamespace}" is not a valid namespace name`);
-  }
-  const leaseName = raw('leaseName') ?? '';
-  if (leaseName.length > 253 || !DNS_SUBDOMAIN.test(leaseName)) {
-    problems.push(`${where('leaseName')} "${leaseName}" is not a valid object name`);
-  }
-  const problemsBeforeLease = problems.length;
-  const durationMs = duration('leaseDuration');
-  const renewDeadlineMs = duration('leaseRenewDeadline', Math.round((durationMs * 2) / 3));
-  const retryPeriodMs = duration('leaseRetryPeriod', Math.round((durationMs * 2) / 15));
-  // Compared only when all three parsed: a consequence of a typo is not a second problem.
-  if (problems.length === problemsBeforeLease) {
-    if (durationMs < 1000) problems.push(`${where('leaseDuration')} must be at least 1s`);
-    if (renewDeadlineMs >= durationMs)
-      problems.push('the lease renew deadline must be shorter than the lease duration');
-    if (retryPeriodMs >= renewDeadlineMs)
-      problems.push('the lease retry period must be shorter than the renew deadline');
-  }
-
-  const identity = raw('identity') ?? hostname();
-  if (identity === '' || identity.length > 253)
-    problems.push(`${where('identity')} must be 1-253 characters`);
-
-  const metricsHost = raw('metricsHost') ?? '0.0.0.0';
-  const portText = raw('metricsPort') ?? '';
-  const metricsPort = Number(portText);
-  if (!/^\d+$/.test(portText) || metricsPort > 65_535)
-    problems.push(`${where('metricsPort')} "${portText}" is not a port number (0-65535)`);
-
-  const logLevel = (raw('logLevel') ?? 'info') as LogLevel;
-  if (!LOG_LEVELS.includes(logLevel))
-    problems.push(`${where('logLevel')} "${logLevel}" is not one of ${LOG_LEVELS.join(', ')}`);
-
-  const flushTimeoutMs = duration('flushTimeout');
-  const eventMaxAgeMs = duration('eventMaxAge');
-  const kubeconfig = raw('kubeconfig');
-  const kubeContext = raw('context');
-
-  if (problems.length > 0) throw new BridgeConfigError(problems);
+  const parsed = bridgeSettings.safeParse(resolved);
+  if (!parsed.success) problems.push(...settingsProblems(parsed.error, where));
+  if (problems.length > 0 || !parsed.success) throw new BridgeConfigError(problems);
+  const read = parsed.data;
   return {
-    cluster,
-    bus,
-    region,
-    ...(endpoint ? { eventBridgeEndpoint: endpoint } : {}),
-    namespaces,
-    profiles: [...new Set(profiles)],
-    eventReasons,
-    lease: { namespace: leaseNamespace, name: leaseName, durationMs, renewDeadlineMs, retryPeriodMs },
-    identity,
-    metricsHost,
-    metricsPort,
-    ...(kubeconfig ? { kubeconfig } : {}),
-    ...(kubeContext ? { kubeContext } : {}),
-    logLevel,
-    flushTimeoutMs,
-    eventMaxAgeMs,
+    cluster: read.cluster,
+    bus: read.bus,
+    region: read.region,
+    ...(read.eventBridgeEndpoint ? { eventBridgeEndpoint: read.eventBridgeEndpoint } : {}),
+    namespaces: read.namespaces,
+    profiles: read.profiles,
+    eventReasons: read.eventReasons,
+    lease: { namespace: read.leaseNamespace, name: read.leaseName, ...leaseTimings(read) },
+    identity: read.identity,
+    metricsHost: read.metricsHost,
+    metricsPort: read.metricsPort,
+    ...(read.kubeconfig ? { kubeconfig: read.kubeconfig } : {}),
+    ...(read.context ? { kubeContext: read.context } : {}),
+    logLevel: read.logLevel,
+    flushTimeoutMs: read.flushTimeout,
+    eventMaxAgeMs: read.eventMaxAge,
   };
 }
 

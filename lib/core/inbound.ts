@@ -1,19 +1,34 @@
+import * as z from 'zod/mini';
+import { orchestratorTaskKey } from './identity.ts';
 import type { Pod } from './pod.ts';
 import type { KubeEvent } from './ports.ts';
+import { isValidClusterName } from './schemas/common.ts';
+import {
+  BRIDGE_DETAIL_VERSION,
+  BRIDGE_EVENT_SOURCE,
+  exporterEventDetail,
+  INBOUND_EVENTS,
+  type kubernetesEvent,
+  POD_CHANGES,
+} from './schemas/inbound.ts';
+import { check, describe, notAn } from './schemas/problems.ts';
+import type { ProfileName } from './task.ts';
 
 /**
  * The wire format between a cluster and the receiving Lambda functions: what `podwarden bridge` puts
- * on the EventBridge bus, and the parser that turns an incoming EventBridge event (the bridge's own,
- * or kubernetes-event-exporter's) into one validated shape. Pure: no AWS or Kubernetes import.
+ * on the EventBridge bus, and the parsers that turn an incoming EventBridge event (the bridge's own,
+ * kubernetes-event-exporter's, or an orchestrator's `Task Instance Changed`) into one validated
+ * shape. They validate with the schemas of lib/core/schemas/inbound.ts, the ones published as JSON
+ * Schemas. Pure: no AWS or Kubernetes import.
  */
 
-export const BRIDGE_SOURCE = 'podwarden.bridge';
+export { describe } from './schemas/problems.ts';
+export { BRIDGE_DETAIL_VERSION, isValidClusterName, POD_CHANGES };
+
+export const BRIDGE_SOURCE = BRIDGE_EVENT_SOURCE;
 export const POD_CHANGED = 'Pod Changed';
 export const KUBERNETES_EVENT = 'Kubernetes Event';
-/** Bumped when a detail changes incompatibly, so an old receiver says so instead of misreading it. */
-export const BRIDGE_DETAIL_VERSION = 1;
-
-export const POD_CHANGES = ['added', 'modified', 'deleted'] as const;
+export const TASK_INSTANCE_CHANGED = 'Task Instance Changed';
 export type PodChange = (typeof POD_CHANGES)[number];
 
 /** Sent instead of the pod when the pod would not fit in one EventBridge entry; the receiver re-reads it. */
@@ -90,37 +105,67 @@ export interface InboundOptions {
   exporterSources?: Record<string, string>;
 }
 
-/** Thrown inside the parser only; every public answer is an `InboundResult`. */
-class Problem extends Error {}
+/** What every inbound event is before its source and detail-type say which schema applies. */
+const envelope = z.looseObject(
+  {
+    source: z.string(notAn('a non-empty string')).check(z.minLength(1, notAn('a non-empty string'))),
+    'detail-type': z.string(notAn('a non-empty string')).check(z.minLength(1, notAn('a non-empty string'))),
+    id: z.optional(z.unknown()),
+    detail: z.record(z.string(), z.unknown(), notAn('an object')),
+  },
+  notAn('an object'),
+);
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
-const CLUSTER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+type Refusal = { ok: false; problem: string };
+const refused = (problem: string): Refusal => ({ ok: false, problem });
 
-export function isValidClusterName(name: string): boolean {
-  return CLUSTER_NAME.test(name);
+/** The envelope's fields are `event.*`, the detail's `detail.*`, as the sender wrote them. */
+function eventField(path: string): string {
+  if (path === '') return 'event';
+  return path === 'detail' || path.startsWith('detail.') || path.startsWith('detail[')
+    ? path
+    : `event.${path}`;
 }
 
-export function parseInboundEvent(event: unknown, options: InboundOptions = {}): InboundResult {
+function firstProblem(problems: Array<[string, string]>, field: (path: string) => string): string {
+  const [path, what] = problems[0] ?? ['', 'is not valid'];
+  return `${field(path)} ${what}`;
+}
+
+/** The envelope, its detail decoded (a sender may put it on the wire as a JSON string). */
+function readEnvelope(event: unknown) {
+  const decoded = decodeDetail(event);
+  if (!decoded.ok) return decoded;
+  const checked = check(envelope, decoded.event);
+  if (!checked.ok)
+    return refused(firstProblem(checked.problems, (path) => (path ? `event.${path}` : 'event')));
+  const id = checked.value.id;
+  return {
+    ok: true as const,
+    event: checked.value,
+    eventId: typeof id === 'string' && id !== '' ? id : undefined,
+  };
+}
+
+function decodeDetail(event: unknown): { ok: true; event: unknown } | Refusal {
+  const detail = (event as { detail?: unknown } | null)?.detail;
+  // EventBridge hands targets the detail as an object; a string is what a sender put on the wire.
+  if (typeof event !== 'object' || event === null || typeof detail !== 'string') return { ok: true, event };
   try {
-    return parseOrThrow(event, options);
-  } catch (error) {
-    if (error instanceof Problem) return { ok: false, problem: error.message };
-    throw error;
+    return { ok: true, event: { ...event, detail: JSON.parse(detail) } };
+  } catch {
+    return refused('event.detail is a string that is not valid JSON');
   }
 }
 
-function parseOrThrow(event: unknown, options: InboundOptions): InboundEvent {
-  const envelope = asRecord(event, 'event');
-  const source = requiredString(envelope.source, 'event.source');
-  const detailType = requiredString(envelope['detail-type'], 'event.detail-type');
-  const eventId = typeof envelope.id === 'string' && envelope.id !== '' ? envelope.id : undefined;
-  const detail = asRecord(decodeDetail(envelope.detail), 'event.detail');
-
+export function parseInboundEvent(event: unknown, options: InboundOptions = {}): InboundResult {
+  const read = readEnvelope(event);
+  if (!read.ok) return read;
+  const { source, 'detail-type': detailType } = read.event;
   if (source === BRIDGE_SOURCE) {
-    if (detailType === POD_CHANGED) return parsePodChanged(detail, eventId);
-    if (detailType === KUBERNETES_EVENT) return parseBridgeKubeEvent(detail, eventId);
-    throw new Problem(
+    if (detailType === POD_CHANGED) return podChanged(read.event, read.eventId);
+    if (detailType === KUBERNETES_EVENT) return bridgeKubeEvent(read.event, read.eventId);
+    return refused(
       `event.detail-type "${detailType}" is not one the bridge sends ("${POD_CHANGED}", "${KUBERNETES_EVENT}")`,
     );
   }
@@ -128,101 +173,89 @@ function parseOrThrow(event: unknown, options: InboundOptions): InboundEvent {
   if (Object.hasOwn(exporterSources, source)) {
     const cluster = exporterSources[source] ?? '';
     if (!isValidClusterName(cluster)) {
-      throw new Problem(`exporterSources["${source}"] is "${cluster}", not a valid cluster name`);
+      return refused(`exporterSources["${source}"] is "${cluster}", not a valid cluster name`);
     }
-    return parseExporterEvent(detail, cluster, eventId);
+    return exporterKubeEvent(read.event.detail, cluster, read.eventId);
   }
   const known = [BRIDGE_SOURCE, ...Object.keys(exporterSources)].map((name) => `"${name}"`).join(', ');
-  throw new Problem(`event.source "${source}" is not a known sender (expected one of ${known})`);
+  return refused(`event.source "${source}" is not a known sender (expected one of ${known})`);
 }
 
-function parsePodChanged(detail: Record<string, unknown>, eventId: string | undefined): InboundPodChanged {
-  checkVersion(detail);
-  const cluster = clusterName(detail.cluster, 'detail.cluster');
-  const change = detail.change;
-  if (typeof change !== 'string' || !(POD_CHANGES as readonly string[]).includes(change)) {
-    throw new Problem(`detail.change is ${describe(change)}; expected one of ${POD_CHANGES.join(', ')}`);
-  }
-  const observedAt = optionalTime(detail.observedAt, 'detail.observedAt');
-  const resync = detail.resync === true;
-  const hasPod = detail.pod !== undefined && detail.pod !== null;
-  const hasReference = detail.reference !== undefined && detail.reference !== null;
-  if (hasPod === hasReference) {
-    throw new Problem('detail must carry exactly one of pod and reference');
-  }
-  const common = { ok: true as const, origin: 'bridge' as const, eventId, cluster };
-  if (hasPod) {
-    const pod = asRecord(detail.pod, 'detail.pod') as unknown as Pod;
-    if (pod.kind !== undefined && pod.kind !== 'Pod') {
-      throw new Problem(`detail.pod.kind is ${describe(pod.kind)}, not "Pod"`);
-    }
-    const metadata = asRecord(pod.metadata, 'detail.pod.metadata');
-    const labels = optionalLabels(metadata.labels, 'detail.pod.metadata.labels');
+function podChanged(event: unknown, eventId: string | undefined): InboundPodChanged | Refusal {
+  const checked = check(INBOUND_EVENTS[POD_CHANGED], event);
+  if (!checked.ok) return refused(firstProblem(checked.problems, eventField));
+  const { detail } = checked.value;
+  const common = {
+    ok: true as const,
+    origin: 'bridge' as const,
+    ...optional('eventId', eventId),
+    cluster: detail.cluster,
+    kind: 'pod-changed' as const,
+    change: detail.change,
+    resync: detail.resync === true,
+    ...optional('observedAt', detail.observedAt ? Date.parse(detail.observedAt) : undefined),
+  };
+  if (detail.pod) {
+    const { metadata } = detail.pod;
     return {
       ...common,
-      namespace: namespaceName(metadata.namespace, 'detail.pod.metadata.namespace'),
-      podName: podName(metadata.name, 'detail.pod.metadata.name'),
-      ...optional('podUid', optionalString(metadata.uid, 'detail.pod.metadata.uid')),
-      ...optional('labels', labels),
-      kind: 'pod-changed',
-      change: change as PodChange,
-      resync,
-      ...optional('observedAt', observedAt),
-      pod,
+      namespace: metadata.namespace,
+      podName: metadata.name,
+      ...optional('podUid', metadata.uid || undefined),
+      ...optional('labels', metadata.labels ?? undefined),
+      // Only what the receiver relies on is checked: it re-reads the pod before acting on it.
+      pod: detail.pod as Pod,
     };
   }
-  const raw = asRecord(detail.reference, 'detail.reference');
-  const namespace = namespaceName(raw.namespace, 'detail.reference.namespace');
-  const name = podName(raw.name, 'detail.reference.name');
-  const uid = optionalString(raw.uid, 'detail.reference.uid');
-  const labels = optionalLabels(raw.labels, 'detail.reference.labels');
+  const raw = detail.reference!;
   const reference: PodReference = {
-    namespace,
-    name,
-    ...optional('uid', uid),
-    ...optional('resourceVersion', optionalString(raw.resourceVersion, 'detail.reference.resourceVersion')),
-    ...optional('labels', labels),
+    namespace: raw.namespace,
+    name: raw.name,
+    ...optional('uid', raw.uid || undefined),
+    ...optional('resourceVersion', raw.resourceVersion || undefined),
+    ...optional('labels', raw.labels ?? undefined),
     why: 'too-large',
   };
   return {
     ...common,
-    namespace,
-    podName: name,
-    ...optional('podUid', uid),
-    ...optional('labels', labels),
-    kind: 'pod-changed',
-    change: change as PodChange,
-    resync,
-    ...optional('observedAt', observedAt),
+    namespace: reference.namespace,
+    podName: reference.name,
+    ...optional('podUid', reference.uid),
+    ...optional('labels', reference.labels),
     reference,
   };
 }
 
-function parseBridgeKubeEvent(
-  detail: Record<string, unknown>,
-  eventId: string | undefined,
-): InboundKubernetesEvent {
-  checkVersion(detail);
-  const cluster = clusterName(detail.cluster, 'detail.cluster');
-  const event = asRecord(detail.event, 'detail.event');
-  const labels = optionalLabels(detail.podLabels, 'detail.podLabels');
-  return kubeEventResult(event, 'detail.event', { origin: 'bridge', eventId, cluster, labels });
+function bridgeKubeEvent(event: unknown, eventId: string | undefined): InboundKubernetesEvent | Refusal {
+  const checked = check(INBOUND_EVENTS[KUBERNETES_EVENT], event);
+  if (!checked.ok) return refused(firstProblem(checked.problems, eventField));
+  const { detail } = checked.value;
+  return kubeEventResult(detail.event, {
+    origin: 'bridge',
+    eventId,
+    cluster: detail.cluster,
+    labels: detail.podLabels ?? undefined,
+  });
 }
 
 /** kubernetes-event-exporter sends its whole `EnhancedEvent` (a core/v1 Event plus object labels). */
-function parseExporterEvent(
-  detail: Record<string, unknown>,
+function exporterKubeEvent(
+  detail: unknown,
   cluster: string,
   eventId: string | undefined,
-): InboundKubernetesEvent {
-  const involved = asRecord(detail.involvedObject, 'detail.involvedObject');
-  const labels = optionalLabels(involved.labels, 'detail.involvedObject.labels');
-  return kubeEventResult(detail, 'detail', { origin: 'exporter', eventId, cluster, labels });
+): InboundKubernetesEvent | Refusal {
+  const checked = check(exporterEventDetail, detail);
+  if (!checked.ok) return refused(firstProblem(checked.problems, (path) => eventField(`detail.${path}`)));
+  return kubeEventResult(checked.value, {
+    origin: 'exporter',
+    eventId,
+    cluster,
+    labels: checked.value.involvedObject.labels ?? undefined,
+  });
 }
 
 function kubeEventResult(
-  event: Record<string, unknown>,
-  where: string,
+  event: z.output<typeof kubernetesEvent>,
   context: {
     origin: InboundOrigin;
     eventId: string | undefined;
@@ -230,138 +263,89 @@ function kubeEventResult(
     labels: Record<string, string> | undefined;
   },
 ): InboundKubernetesEvent {
-  const involved = asRecord(event.involvedObject, `${where}.involvedObject`);
-  if (involved.kind !== 'Pod') {
-    throw new Problem(`${where}.involvedObject.kind is ${describe(involved.kind)}, not "Pod"`);
-  }
-  const metadata = event.metadata === undefined ? {} : asRecord(event.metadata, `${where}.metadata`);
-  const namespace = namespaceName(
-    involved.namespace ?? event.namespace ?? metadata.namespace,
-    `${where}.involvedObject.namespace`,
-  );
-  const reason = requiredString(event.reason, `${where}.reason`);
-  const message = optionalString(event.message, `${where}.message`) ?? '';
-  const at = eventTime(event, metadata, where);
-  const eventType = optionalString(event.type, `${where}.type`);
-  const count = typeof event.count === 'number' && Number.isFinite(event.count) ? event.count : undefined;
+  const { involvedObject, metadata } = event;
+  // The schema made sure one of each is given.
+  const namespace = involvedObject.namespace || event.namespace || metadata?.namespace || '';
+  const at = event.lastTimestamp || event.eventTime || event.firstTimestamp || metadata?.creationTimestamp;
   return {
     ok: true,
     origin: context.origin,
     ...optional('eventId', context.eventId),
     cluster: context.cluster,
     namespace,
-    podName: podName(involved.name, `${where}.involvedObject.name`),
-    ...optional('podUid', optionalString(involved.uid, `${where}.involvedObject.uid`)),
+    podName: involvedObject.name,
+    ...optional('podUid', involvedObject.uid || undefined),
     ...optional('labels', context.labels),
     kind: 'kubernetes-event',
-    reason,
-    message,
-    at,
-    ...optional('eventType', eventType),
-    ...optional('count', count),
+    reason: event.reason,
+    message: event.message ?? '',
+    at: Date.parse(at ?? ''),
+    ...optional('eventType', event.type || undefined),
+    ...optional(
+      'count',
+      typeof event.count === 'number' && Number.isFinite(event.count) ? event.count : undefined,
+    ),
   };
 }
 
+export interface TaskInstanceChanged {
+  ok: true;
+  cluster: string;
+  namespace: string;
+  profile: ProfileName;
+  /** The task key, made the way the orchestrator labels the task's pods. */
+  key: string;
+  tryNumber: number;
+  /** Lower case, one of ORCHESTRATOR_STATES. */
+  state: string;
+}
+
 /**
- * The latest moment the event describes. Events written through events.k8s.io/v1 (the scheduler's
- * `Preempted`) carry only `eventTime`; core/v1 writers (the kubelet) fill `lastTimestamp`.
+ * `Task Instance Changed` from an orchestrator listener: detail `dag_id`, `task_id`, `run_id`,
+ * `map_index` (absent or null: -1), `try_number`, `state`, `cluster`, `namespace`, and optionally
+ * `profile` (default: the first of `profiles`). Every problem of the detail is named at once.
  */
-function eventTime(event: Record<string, unknown>, metadata: Record<string, unknown>, where: string): number {
-  for (const field of ['lastTimestamp', 'eventTime', 'firstTimestamp'] as const) {
-    const at = optionalTime(event[field], `${where}.${field}`);
-    if (at !== undefined) return at;
-  }
-  const created = optionalTime(metadata.creationTimestamp, `${where}.metadata.creationTimestamp`);
-  if (created !== undefined) return created;
-  throw new Problem(
-    `${where} has no time (lastTimestamp, eventTime, firstTimestamp or metadata.creationTimestamp)`,
-  );
-}
-
-function decodeDetail(detail: unknown): unknown {
-  // EventBridge hands targets the detail as an object; a string is what a sender put on the wire.
-  if (typeof detail !== 'string') return detail;
-  try {
-    return JSON.parse(detail);
-  } catch {
-    throw new Problem('event.detail is a string that is not valid JSON');
-  }
-}
-
-function checkVersion(detail: Record<string, unknown>): void {
-  if (detail.version !== BRIDGE_DETAIL_VERSION) {
-    throw new Problem(
-      `detail.version is ${describe(detail.version)}; this receiver understands version ${BRIDGE_DETAIL_VERSION}`,
+export function parseTaskInstanceChanged(
+  event: unknown,
+  options: { orchestratorSources: readonly string[]; profiles: readonly ProfileName[] },
+): TaskInstanceChanged | Refusal {
+  const read = readEnvelope(event);
+  if (!read.ok) return read;
+  const { source, 'detail-type': detailType } = read.event;
+  if (!options.orchestratorSources.includes(source)) {
+    return refused(
+      `event.source is ${describe(source)}; orchestrator sources are ${options.orchestratorSources.map((s) => `"${s}"`).join(', ')}`,
     );
   }
-}
-
-function asRecord(value: unknown, what: string): Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new Problem(`${what} is ${describe(value)}, not an object`);
+  if (detailType !== TASK_INSTANCE_CHANGED) {
+    return refused(`event.detail-type is ${describe(detailType)}, not "${TASK_INSTANCE_CHANGED}"`);
   }
-  return value as Record<string, unknown>;
-}
-
-function requiredString(value: unknown, what: string): string {
-  if (typeof value !== 'string' || value === '')
-    throw new Problem(`${what} is ${describe(value)}, not a non-empty string`);
-  return value;
-}
-
-function optionalString(value: unknown, what: string): string | undefined {
-  if (value === undefined || value === null || value === '') return undefined;
-  if (typeof value !== 'string') throw new Problem(`${what} is ${describe(value)}, not a string`);
-  return value;
-}
-
-function optionalTime(value: unknown, what: string): number | undefined {
-  const text = optionalString(value, what);
-  if (text === undefined) return undefined;
-  const ms = Date.parse(text);
-  if (Number.isNaN(ms)) throw new Problem(`${what} is "${text}", not an RFC 3339 time`);
-  return ms;
-}
-
-function optionalLabels(value: unknown, what: string): Record<string, string> | undefined {
-  if (value === undefined || value === null) return undefined;
-  const labels = asRecord(value, what);
-  for (const [key, label] of Object.entries(labels)) {
-    if (typeof label !== 'string') throw new Problem(`${what}["${key}"] is ${describe(label)}, not a string`);
+  const configured = (issue: { path?: PropertyKey[]; input?: unknown }) =>
+    issue.path?.join('.') === 'detail.profile'
+      ? `is ${describe(issue.input)}; configured profiles: ${options.profiles.join(', ')}`
+      : undefined;
+  const checked = check(INBOUND_EVENTS[TASK_INSTANCE_CHANGED], read.event, configured);
+  const detail = checked.ok ? checked.value.detail : undefined;
+  const profile = detail?.profile ?? options.profiles[0];
+  const problems = checked.ok ? [] : checked.problems.map(([path, what]) => `${eventField(path)} ${what}`);
+  if (detail && (!profile || !options.profiles.includes(profile))) {
+    problems.push(`detail.profile ${configured({ path: ['detail', 'profile'], input: detail.profile })}`);
   }
-  return labels as Record<string, string>;
-}
-
-function clusterName(value: unknown, what: string): string {
-  const name = requiredString(value, what);
-  if (!isValidClusterName(name)) throw new Problem(`${what} "${name}" is not a valid cluster name`);
-  return name;
-}
-
-// Names end up in API paths of the receiver's re-read, so anything outside Kubernetes' own
-// name grammar is refused here rather than trusted.
-function namespaceName(value: unknown, what: string): string {
-  const name = requiredString(value, what);
-  if (name.length > 63 || !DNS_LABEL.test(name))
-    throw new Problem(`${what} ${describe(name)} is not a valid namespace name`);
-  return name;
-}
-
-function podName(value: unknown, what: string): string {
-  const name = requiredString(value, what);
-  if (name.length > 253 || !DNS_SUBDOMAIN.test(name))
-    throw new Problem(`${what} ${describe(name)} is not a valid pod name`);
-  return name;
-}
-
-/** A short description of an untrusted value for error messages (never the whole value). */
-export function describe(value: unknown): string {
-  if (value === undefined) return 'missing';
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'string') return `"${value.length > 60 ? `${value.slice(0, 60)}...` : value}"`;
-  if (typeof value === 'object') return 'an object';
-  return `${typeof value} ${String(value)}`;
+  if (!detail || !profile || problems.length > 0) return refused(problems.join('; '));
+  try {
+    const key = orchestratorTaskKey(profile, detail);
+    return {
+      ok: true,
+      cluster: detail.cluster,
+      namespace: detail.namespace,
+      profile,
+      key,
+      tryNumber: detail.try_number,
+      state: detail.state.toLowerCase(),
+    };
+  } catch (error) {
+    return refused(`detail: ${(error as Error).message}`);
+  }
 }
 
 /** `{ [key]: value }` when the value is defined, else nothing: keeps optional fields truly absent. */

@@ -10,11 +10,9 @@ import { join } from 'node:path';
 import { App } from 'aws-cdk-lib';
 import { PodwardenStack } from '../../infra/podwarden-stack.ts';
 import { HANDLER_NAMES } from '../../lib/routes.ts';
+import { CA_DATA } from '../support/ca.ts';
 import type { Report } from './run.ts';
 
-const CA_DATA = Buffer.from('-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n').toString(
-  'base64',
-);
 const IMPORTS = 5;
 
 function coldImportMs(dir: string): number {

@@ -23,6 +23,7 @@ import { parseArgs } from 'node:util';
 import { CreateTableCommand, DynamoDBClient, waitUntilTableExists } from '@aws-sdk/client-dynamodb';
 import { CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { build } from 'esbuild';
+import { LAMBDA_BUNDLING } from '../../infra/bundling/options.ts';
 import { KubeCluster } from '../../lib/cluster/kube-cluster.ts';
 import { DEFAULT_TIMER_BATCH_SIZE } from '../../lib/config.ts';
 import { makePolicy } from '../../lib/core/policy.ts';
@@ -50,7 +51,6 @@ const MINUTE = 60_000;
 const CREATE_WIDTH = 32;
 const PODS_PER_NODE = 2_500;
 const WORKER_SOURCE = fileURLToPath(new URL('./scale/pass-worker.ts', import.meta.url));
-const UNDICI_SHIM = fileURLToPath(new URL('../../infra/bundling/undici.mjs', import.meta.url));
 
 /**
  * The pass worker bundled as the Lambda functions are (infra/podwarden-stack.ts's bundling options),
@@ -63,15 +63,9 @@ async function bundleWorker(dir: string): Promise<string> {
     outfile,
     bundle: true,
     platform: 'node',
-    format: 'esm',
-    target: 'node24',
-    minify: true,
-    mainFields: ['module', 'main'],
-    define: { esbuildDetection: 'true' },
-    alias: { undici: UNDICI_SHIM },
-    banner: {
-      js: "import { createRequire as __podwardenRequire } from 'node:module'; const require = __podwardenRequire(import.meta.url);",
-    },
+    ...LAMBDA_BUNDLING,
+    mainFields: [...LAMBDA_BUNDLING.mainFields],
+    banner: { js: LAMBDA_BUNDLING.banner },
     logLevel: 'error',
   });
   return outfile;

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ContextError, type ContextKey, stackPropsFromContext } from '../../infra/context.ts';
 import { CA_DATA } from '../support/ca.ts';
+import { refusedWith } from '../support/refused.ts';
 
 const PROD = {
   kind: 'eks',
@@ -15,13 +16,7 @@ function fromContext(context: Partial<Record<ContextKey, unknown>>) {
 }
 
 function problemsOf(context: Partial<Record<ContextKey, unknown>>): string[] {
-  try {
-    fromContext(context);
-  } catch (error) {
-    expect(error).toBeInstanceOf(ContextError);
-    return (error as ContextError).problems;
-  }
-  throw new Error('expected a ContextError');
+  return refusedWith(ContextError, () => fromContext(context));
 }
 
 describe('stackPropsFromContext', () => {

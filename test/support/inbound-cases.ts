@@ -1,7 +1,7 @@
 /**
- * The inbound events the parser tests use (test/unit/inbound.test.ts): the bridge's own entries,
- * kubernetes-event-exporter's format, and the hostile cases, as data, so that the schema tests can
- * run the very same events through the published schemas.
+ * The inbound events of the parser tests (test/unit/inbound.test.ts) and the schema tests
+ * (test/unit/event-schemas.test.ts), kept here once: the bridge's own entries,
+ * kubernetes-event-exporter's format, and the refused cases with the problem each must name.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { kubeEventItem, podChangedItem } from '../../lib/bridge/entries.ts';
@@ -49,6 +49,18 @@ export function envelope(entry: { Source: string; DetailType: string; Detail: st
 }
 
 export const EXPORTER_SOURCE = 'company.k8s.events';
+
+/** The detail of a `Task Instance Changed` that the orchestrator function accepts. */
+export const taskInstanceDetail = {
+  dag_id: 'etl_daily',
+  task_id: 'load_orders',
+  run_id: 'scheduled__2025-01-06',
+  map_index: -1,
+  try_number: 1,
+  state: 'running',
+  cluster: 'prod',
+  namespace: 'airflow',
+};
 
 const enhancedEvent = {
   metadata: {
@@ -260,6 +272,48 @@ export function refusedBridgeEvents(): Array<[string, unknown, string]> {
       'a Kubernetes Event without a reason',
       { ...kubeEvent, detail: { ...kubeEvent.detail, event: reasonless } },
       'detail.event.reason is missing, not a non-empty string',
+    ],
+    [
+      'a Kubernetes Event that names no namespace',
+      {
+        ...kubeEvent,
+        detail: {
+          ...kubeEvent.detail,
+          event: {
+            ...kubeEvent.detail.event,
+            namespace: undefined,
+            involvedObject: { ...kubeEvent.detail.event.involvedObject, namespace: undefined },
+          },
+        },
+      },
+      'detail.event has no namespace (involvedObject.namespace, namespace or metadata.namespace)',
+    ],
+    [
+      'a Kubernetes Event whose fallback namespace is no name',
+      {
+        ...kubeEvent,
+        detail: {
+          ...kubeEvent.detail,
+          event: {
+            ...kubeEvent.detail.event,
+            namespace: '../kube-system',
+            involvedObject: { ...kubeEvent.detail.event.involvedObject, namespace: undefined },
+          },
+        },
+      },
+      'detail.event.namespace "../kube-system" is not a valid namespace name',
+    ],
+    [
+      'a reference whose pod name is a path',
+      {
+        ...good,
+        detail: {
+          ...detail,
+          pod: undefined,
+          reference: { namespace: 'airflow', name: '../x', why: 'too-large' },
+        },
+      },
+      'detail.reference.name "../x" is not a valid pod name',
     ],
     ['undefined', undefined, ''],
     ['zero', 0, ''],

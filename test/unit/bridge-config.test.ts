@@ -7,17 +7,12 @@ import {
   matchesSelector,
   parseBridgeConfig,
 } from '../../lib/bridge/config.ts';
+import { refusedWith } from '../support/refused.ts';
 
 const minimal = ['--cluster', 'prod-eu', '--bus', 'podwarden', '--region', 'eu-west-1'];
 
 function problems(argv: string[], env: Record<string, string> = {}): string[] {
-  try {
-    parseBridgeConfig(argv, env);
-  } catch (error) {
-    if (error instanceof BridgeConfigError) return error.problems;
-    throw error;
-  }
-  throw new Error('expected the configuration to be refused');
+  return refusedWith(BridgeConfigError, () => parseBridgeConfig(argv, env));
 }
 
 describe('parseBridgeConfig', () => {
@@ -141,8 +136,8 @@ describe('parseBridgeConfig', () => {
       '--bus (or PODWARDEN_BUS) "has spaces" is neither an event bus name nor an event bus ARN',
       '--region (or AWS_REGION, AWS_DEFAULT_REGION) "Europe" is not an AWS region name (e.g. eu-west-1)',
       '--eventbridge-endpoint (or PODWARDEN_EVENTBRIDGE_ENDPOINT) "ftp://x" is not an http(s) URL',
-      'namespace "Bad_NS" is not a valid namespace name',
-      'profile "cronjob" is unknown (known: airflow-kpo, generic)',
+      '--namespaces (or PODWARDEN_NAMESPACES) "Bad_NS" is not a valid namespace name',
+      '--profiles (or PODWARDEN_PROFILES) "cronjob" is not a known profile (known: airflow-kpo, generic)',
       '--lease-duration (or PODWARDEN_LEASE_DURATION) "soon" is not a positive duration up to 366 days (e.g. 500ms, 15s, 2m)',
       '--metrics-port (or PODWARDEN_METRICS_PORT) "99999" is not a port number (0-65535)',
       '--log-level (or PODWARDEN_LOG_LEVEL) "loud" is not one of debug, info, warn, error',

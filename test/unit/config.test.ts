@@ -11,6 +11,7 @@ import {
 } from '../../lib/config.ts';
 import { DEFAULT_POLICY } from '../../lib/core/policy.ts';
 import { CA_DATA } from '../support/ca.ts';
+import { refusedWith } from '../support/refused.ts';
 
 // Only the PEM armour matters: the CA is parsed when a TLS connection is made, never here.
 const PROD = {
@@ -29,13 +30,7 @@ const MINIMAL = {
 };
 
 function problemsOf(env: Record<string, string | undefined>): string[] {
-  try {
-    loadConfig(env);
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return (error as ConfigError).problems;
-  }
-  throw new Error('expected loadConfig to throw');
+  return refusedWith(ConfigError, () => loadConfig(env));
 }
 
 describe('loadConfig', () => {
@@ -96,6 +91,21 @@ describe('loadConfig', () => {
       const problem = problems.find((candidate) => candidate.startsWith(`${variable}: `));
       expect(problem, variable).toMatch(message);
     }
+  });
+
+  it('checks settings against each other even while other variables are bad', () => {
+    const problems = problemsOf({
+      ...MINIMAL,
+      [ENV.tableName]: 'x',
+      [ENV.exporterSources]: '{"k8s.dev": "dev"}',
+      PODWARDEN_PULL_RECHECK_BASE: '60s',
+      PODWARDEN_PULL_RECHECK_CAP: '10s',
+    });
+    expect(problems).toEqual([
+      expect.stringMatching(/^PODWARDEN_TABLE_NAME: tableName must be 3-255 characters/),
+      expect.stringMatching(/^PODWARDEN_EXPORTER_SOURCES: source "k8s.dev" maps to cluster "dev"/),
+      expect.stringMatching(/^PODWARDEN_PULL_RECHECK_BASE \/ PODWARDEN_PULL_RECHECK_CAP: /),
+    ]);
   });
 
   it('allows every namespace only when asked for with *', () => {

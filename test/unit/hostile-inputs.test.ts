@@ -294,7 +294,7 @@ const HANDLER_ROWS: Array<[string, Handler, unknown, string]> = [
     'orchestrator: map_index -2',
     handleOrchestrator,
     orchestrator({ map_index: -2 }),
-    'detail: map_index must be a whole number >= -1 (or absent), got -2',
+    'detail.map_index is number -2, not a whole number >= -1',
   ],
   [
     'orchestrator: wrong source',

@@ -1,78 +1,39 @@
 import { describe, expect, it } from 'vitest';
-import { kubeEventItem, podChangedItem } from '../../lib/bridge/entries.ts';
+import { parseInboundEvent, parseTaskInstanceChanged } from '../../lib/core/inbound.ts';
 import {
-  BRIDGE_SOURCE,
-  type InboundResult,
-  KUBERNETES_EVENT,
-  POD_CHANGED,
-  parseInboundEvent,
-} from '../../lib/core/inbound.ts';
-import type { Pod } from '../../lib/core/pod.ts';
-import type { KubeEvent } from '../../lib/core/ports.ts';
+  acceptedBridgeEvents,
+  EXPORTER_SOURCE,
+  exporterEvent,
+  pod,
+  refusedBridgeEvents,
+  taskInstanceDetail,
+} from '../support/inbound-cases.ts';
 
-const pod: Pod = {
-  apiVersion: 'v1',
-  kind: 'Pod',
-  metadata: {
-    name: 'etl-extract-abc123',
-    namespace: 'airflow',
-    uid: '6f1c7c5e-1111-2222-3333-444455556666',
-    resourceVersion: '4711',
-    labels: { kubernetes_pod_operator: 'True', dag_id: 'etl', task_id: 'extract', try_number: '1' },
-  },
-  spec: { containers: [{ name: 'base', image: 'python:3.12' }] },
-  status: { phase: 'Running' },
-};
-
-const preempted: KubeEvent = {
+/** What every accepted case says about the pod it is about. */
+const aboutThePod = {
+  cluster: 'prod-eu',
   namespace: 'airflow',
-  name: 'etl-extract-abc123.17f0a1b2c3d4e5f6',
-  reason: 'Preempted',
-  message: 'Preempted by pod 1234 on node kwok-node-1',
-  type: 'Normal',
-  involvedObject: { kind: 'Pod', name: 'etl-extract-abc123', namespace: 'airflow', uid: pod.metadata.uid! },
-  eventTime: '2026-01-02T03:04:05.123456Z',
+  podName: 'etl-extract-abc123',
+  podUid: pod.metadata.uid,
+  labels: pod.metadata.labels,
 };
 
-/** What an EventBridge target receives: the envelope around the entry's detail, parsed. */
-function envelope(entry: { Source: string; DetailType: string; Detail: string }, id = 'event-id-1') {
-  return {
-    version: '0',
-    id,
-    'detail-type': entry.DetailType,
-    source: entry.Source,
-    account: '123456789012',
-    time: '2026-01-02T03:04:06Z',
-    region: 'eu-west-1',
-    resources: [],
-    detail: JSON.parse(entry.Detail),
-  };
-}
+/** The bridge's own entries, as an EventBridge target receives them, by name. */
+const accepted = new Map(acceptedBridgeEvents());
 
-function problem(result: InboundResult): string {
+function problem(result: { ok: true } | { ok: false; problem: string }): string {
   if (result.ok) throw new Error(`expected a problem, got ${JSON.stringify(result)}`);
   return result.problem;
 }
 
 describe('parseInboundEvent: the bridge\u2019s own entries', () => {
   it('reads back a Pod Changed entry built by the bridge', () => {
-    const item = podChangedItem({
-      cluster: 'prod-eu',
-      bus: 'b',
-      change: 'modified',
-      pod,
-      observedAt: Date.parse('2026-01-02T03:04:05Z'),
-    });
-    const result = parseInboundEvent(envelope(item.entry));
+    const result = parseInboundEvent(accepted.get('a Pod Changed entry'));
     expect(result).toEqual({
       ok: true,
       origin: 'bridge',
       eventId: 'event-id-1',
-      cluster: 'prod-eu',
-      namespace: 'airflow',
-      podName: 'etl-extract-abc123',
-      podUid: pod.metadata.uid,
-      labels: pod.metadata.labels,
+      ...aboutThePod,
       kind: 'pod-changed',
       change: 'modified',
       resync: false,
@@ -82,16 +43,7 @@ describe('parseInboundEvent: the bridge\u2019s own entries', () => {
   });
 
   it('reads a reference when the pod was too large to send', () => {
-    const huge: Pod = { ...pod, metadata: { ...pod.metadata, annotations: { blob: 'x'.repeat(300_000) } } };
-    const item = podChangedItem({
-      cluster: 'prod-eu',
-      bus: 'b',
-      change: 'deleted',
-      pod: huge,
-      observedAt: 0,
-      resync: true,
-    });
-    const result = parseInboundEvent(envelope(item.entry));
+    const result = parseInboundEvent(accepted.get('a reference to a pod too large'));
     expect(result).toMatchObject({
       ok: true,
       kind: 'pod-changed',
@@ -111,22 +63,11 @@ describe('parseInboundEvent: the bridge\u2019s own entries', () => {
   });
 
   it('reads back a Kubernetes Event entry, timed by eventTime when that is all it has', () => {
-    const item = kubeEventItem({
-      cluster: 'prod-eu',
-      bus: 'b',
-      event: preempted,
-      podLabels: pod.metadata.labels!,
-      observedAt: 0,
-    });
-    expect(parseInboundEvent(envelope(item.entry))).toEqual({
+    expect(parseInboundEvent(accepted.get('a Kubernetes Event timed by eventTime'))).toEqual({
       ok: true,
       origin: 'bridge',
       eventId: 'event-id-1',
-      cluster: 'prod-eu',
-      namespace: 'airflow',
-      podName: 'etl-extract-abc123',
-      podUid: pod.metadata.uid,
-      labels: pod.metadata.labels,
+      ...aboutThePod,
       kind: 'kubernetes-event',
       reason: 'Preempted',
       message: 'Preempted by pod 1234 on node kwok-node-1',
@@ -136,25 +77,14 @@ describe('parseInboundEvent: the bridge\u2019s own entries', () => {
   });
 
   it('prefers lastTimestamp (a repeated BackOff) over the first occurrence', () => {
-    const backOff: KubeEvent = {
-      ...preempted,
-      reason: 'BackOff',
-      message: 'Back-off pulling image "registry.example/app:1"',
-      eventTime: undefined,
-      firstTimestamp: '2026-01-02T03:00:00Z',
-      lastTimestamp: '2026-01-02T03:09:00Z',
-      count: 7,
-    };
-    const item = kubeEventItem({ cluster: 'c', bus: 'b', event: backOff, observedAt: 0 });
-    expect(parseInboundEvent(envelope(item.entry))).toMatchObject({
+    expect(parseInboundEvent(accepted.get('a repeated BackOff'))).toMatchObject({
       at: Date.parse('2026-01-02T03:09:00Z'),
       count: 7,
     });
   });
 
   it('accepts the detail as a JSON string, as a sender put it on the wire', () => {
-    const item = podChangedItem({ cluster: 'c', bus: 'b', change: 'added', pod, observedAt: 0 });
-    expect(parseInboundEvent({ ...envelope(item.entry), detail: item.entry.Detail })).toMatchObject({
+    expect(parseInboundEvent(accepted.get('the detail as a JSON string'))).toMatchObject({
       ok: true,
       change: 'added',
     });
@@ -162,55 +92,15 @@ describe('parseInboundEvent: the bridge\u2019s own entries', () => {
 });
 
 describe('parseInboundEvent: kubernetes-event-exporter\u2019s EventBridge format', () => {
-  const enhancedEvent = {
-    metadata: {
-      name: 'etl-extract-abc123.17f0',
-      namespace: 'airflow',
-      uid: 'e-1',
-      creationTimestamp: '2026-01-02T03:04:05Z',
-    },
-    reason: 'Failed',
-    message: 'Failed to pull image "docker.io/library/python:3.12": 429 Too Many Requests - toomanyrequests',
-    source: { component: 'kubelet', host: 'node-1' },
-    firstTimestamp: '2026-01-02T03:04:05Z',
-    lastTimestamp: '2026-01-02T03:04:35Z',
-    count: 2,
-    type: 'Warning',
-    eventTime: null,
-    reportingComponent: 'kubelet',
-    reportingInstance: 'node-1',
-    clusterName: '',
-    involvedObject: {
-      kind: 'Pod',
-      namespace: 'airflow',
-      name: 'etl-extract-abc123',
-      uid: pod.metadata.uid,
-      apiVersion: 'v1',
-      resourceVersion: '4711',
-      fieldPath: 'spec.containers{base}',
-      labels: pod.metadata.labels,
-    },
-  };
-  const exporterEvent = {
-    version: '0',
-    id: 'exp-1',
-    'detail-type': 'KubernetesEvent',
-    source: 'company.k8s.events',
-    time: '2026-01-02T03:04:36Z',
-    detail: enhancedEvent,
-  };
+  const enhancedEvent = exporterEvent.detail;
 
   it('maps the configured exporter source to its cluster and reads the EnhancedEvent', () => {
-    const result = parseInboundEvent(exporterEvent, { exporterSources: { 'company.k8s.events': 'prod-eu' } });
+    const result = parseInboundEvent(exporterEvent, { exporterSources: { [EXPORTER_SOURCE]: 'prod-eu' } });
     expect(result).toEqual({
       ok: true,
       origin: 'exporter',
       eventId: 'exp-1',
-      cluster: 'prod-eu',
-      namespace: 'airflow',
-      podName: 'etl-extract-abc123',
-      podUid: pod.metadata.uid,
-      labels: pod.metadata.labels,
+      ...aboutThePod,
       kind: 'kubernetes-event',
       reason: 'Failed',
       message: enhancedEvent.message,
@@ -231,129 +121,66 @@ describe('parseInboundEvent: kubernetes-event-exporter\u2019s EventBridge format
       ...exporterEvent,
       detail: { ...enhancedEvent, involvedObject: { kind: 'Node', name: 'node-1' } },
     };
-    expect(
-      problem(parseInboundEvent(nodeEvent, { exporterSources: { 'company.k8s.events': 'prod-eu' } })),
-    ).toBe('detail.involvedObject.kind is "Node", not "Pod"');
+    expect(problem(parseInboundEvent(nodeEvent, { exporterSources: { [EXPORTER_SOURCE]: 'prod-eu' } }))).toBe(
+      'detail.involvedObject.kind is "Node", not "Pod"',
+    );
   });
 
   it('refuses a mapping to an invalid cluster name', () => {
     expect(
-      problem(parseInboundEvent(exporterEvent, { exporterSources: { 'company.k8s.events': 'no spaces' } })),
+      problem(parseInboundEvent(exporterEvent, { exporterSources: { [EXPORTER_SOURCE]: 'no spaces' } })),
     ).toMatch(/exporterSources\["company.k8s.events"\] is "no spaces", not a valid cluster name/);
   });
 });
 
 describe('parseInboundEvent: what is wrong, named', () => {
-  const item = podChangedItem({ cluster: 'c', bus: 'b', change: 'added', pod, observedAt: 0 });
-  const good = envelope(item.entry);
-  const detail = good.detail as Record<string, unknown>;
-  const cases: Array<[string, unknown, string]> = [
-    ['not an object', 'hello', 'event is "hello", not an object'],
-    ['null', null, 'event is null, not an object'],
-    ['no source', { ...good, source: undefined }, 'event.source is missing, not a non-empty string'],
-    [
-      'no detail-type',
-      { ...good, 'detail-type': 7 },
-      'event.detail-type is number 7, not a non-empty string',
-    ],
-    ['detail not JSON', { ...good, detail: '{nope' }, 'event.detail is a string that is not valid JSON'],
-    ['detail an array', { ...good, detail: [] }, 'event.detail is an array, not an object'],
-    [
-      'a detail-type the bridge never sends',
-      { ...good, 'detail-type': 'Pod Exploded' },
-      `event.detail-type "Pod Exploded" is not one the bridge sends ("${POD_CHANGED}", "${KUBERNETES_EVENT}")`,
-    ],
-    [
-      'a future version',
-      { ...good, detail: { ...detail, version: 2 } },
-      'detail.version is number 2; this receiver understands version 1',
-    ],
-    [
-      'no cluster',
-      { ...good, detail: { ...detail, cluster: '' } },
-      'detail.cluster is "", not a non-empty string',
-    ],
-    [
-      'a bad cluster',
-      { ...good, detail: { ...detail, cluster: '../x' } },
-      'detail.cluster "../x" is not a valid cluster name',
-    ],
-    [
-      'a bad change',
-      { ...good, detail: { ...detail, change: 'exploded' } },
-      'detail.change is "exploded"; expected one of added, modified, deleted',
-    ],
-    [
-      'neither pod nor reference',
-      { ...good, detail: { ...detail, pod: undefined } },
-      'detail must carry exactly one of pod and reference',
-    ],
-    [
-      'both pod and reference',
-      { ...good, detail: { ...detail, reference: { namespace: 'a', name: 'b', why: 'too-large' } } },
-      'detail must carry exactly one of pod and reference',
-    ],
-    [
-      'a path in the pod name',
-      {
-        ...good,
-        detail: { ...detail, pod: { ...pod, metadata: { ...pod.metadata, name: '../../secrets/x' } } },
-      },
-      'detail.pod.metadata.name "../../secrets/x" is not a valid pod name',
-    ],
-    [
-      'a bad namespace',
-      {
-        ...good,
-        detail: { ...detail, pod: { ...pod, metadata: { ...pod.metadata, namespace: 'Air Flow' } } },
-      },
-      'detail.pod.metadata.namespace "Air Flow" is not a valid namespace name',
-    ],
-    [
-      'not a pod',
-      { ...good, detail: { ...detail, pod: { ...pod, kind: 'Secret' } } },
-      'detail.pod.kind is "Secret", not "Pod"',
-    ],
-    [
-      'a label that is not a string',
-      { ...good, detail: { ...detail, pod: { ...pod, metadata: { ...pod.metadata, labels: { a: 1 } } } } },
-      'detail.pod.metadata.labels["a"] is number 1, not a string',
-    ],
-    [
-      'a bad observedAt',
-      { ...good, detail: { ...detail, observedAt: 'yesterday' } },
-      'detail.observedAt is "yesterday", not an RFC 3339 time',
-    ],
-  ];
-  it.each(cases)('%s', (_name, event, expected) => {
+  const refused = refusedBridgeEvents();
+
+  it.each(refused.filter(([, , expected]) => expected !== ''))('%s', (_name, event, expected) => {
     expect(problem(parseInboundEvent(event))).toBe(expected);
   });
 
-  it('refuses a Kubernetes Event without any time', () => {
-    const { eventTime: _eventTime, ...timeless } = preempted;
-    const event = envelope(kubeEventItem({ cluster: 'c', bus: 'b', event: timeless, observedAt: 0 }).entry);
-    expect(problem(parseInboundEvent(event))).toBe(
-      'detail.event has no time (lastTimestamp, eventTime, firstTimestamp or metadata.creationTimestamp)',
+  it.each(refused.filter(([, , expected]) => expected === ''))('never throws: %s', (_name, event) => {
+    expect(parseInboundEvent(event).ok).toBe(false);
+  });
+});
+
+describe('parseTaskInstanceChanged', () => {
+  const options = { orchestratorSources: ['airflow.listener'], profiles: ['airflow-kpo' as const] };
+  const taskInstance = (detail: Record<string, unknown>) => ({
+    source: 'airflow.listener',
+    'detail-type': 'Task Instance Changed',
+    detail: { ...taskInstanceDetail, ...detail },
+  });
+
+  it('reads the task key the way Airflow labels the pods, and the state in lower case', () => {
+    expect(parseTaskInstanceChanged(taskInstance({ state: 'SUCCESS', map_index: ' 3 ' }), options)).toEqual({
+      ok: true,
+      cluster: 'prod',
+      namespace: 'airflow',
+      profile: 'airflow-kpo',
+      key: 'etl_daily/load_orders/scheduled__2025-01-06/3',
+      tryNumber: 1,
+      state: 'success',
+    });
+  });
+
+  it('names every problem of the detail at once', () => {
+    expect(
+      problem(
+        parseTaskInstanceChanged(
+          taskInstance({ dag_id: ' ', try_number: -1, namespace: 'Air Flow' }),
+          options,
+        ),
+      ),
+    ).toBe(
+      'detail.dag_id is " ", not a non-empty string; detail.try_number is number -1, not a whole number >= 0; detail.namespace "Air Flow" is not a valid namespace name',
     );
   });
 
-  it('refuses a Kubernetes Event without a reason', () => {
-    const event = envelope(kubeEventItem({ cluster: 'c', bus: 'b', event: preempted, observedAt: 0 }).entry);
-    const { reason: _reason, ...reasonless } = event.detail.event;
-    expect(problem(parseInboundEvent({ ...event, detail: { ...event.detail, event: reasonless } }))).toBe(
-      'detail.event.reason is missing, not a non-empty string',
+  it('refuses a profile that exists but is not configured, naming the configured ones', () => {
+    expect(problem(parseTaskInstanceChanged(taskInstance({ profile: 'generic' }), options))).toBe(
+      'detail.profile is "generic"; configured profiles: airflow-kpo',
     );
-  });
-
-  it('never throws, whatever it is given', () => {
-    for (const value of [
-      undefined,
-      0,
-      [],
-      { source: BRIDGE_SOURCE },
-      { source: BRIDGE_SOURCE, 'detail-type': POD_CHANGED, detail: 'null' },
-    ]) {
-      expect(parseInboundEvent(value).ok).toBe(false);
-    }
   });
 });

@@ -11,6 +11,7 @@ import {
   type ScheduleRoute,
   scheduleEvent,
 } from '../../lib/routes.ts';
+import { taskInstanceDetail } from '../support/inbound-cases.ts';
 
 const EXPORTER_SOURCE = 'k8s.events.prod';
 const ROUTES = routeTable({ exporterSources: [EXPORTER_SOURCE], orchestratorSources: ['airflow.listener'] });
@@ -75,16 +76,7 @@ const SAMPLES: Record<string, unknown> = {
     ...kubeEvent,
     involvedObject: { ...kubeEvent.involvedObject, labels: POD_LABELS },
   }),
-  'orchestrator-task-instance': envelope('airflow.listener', 'Task Instance Changed', {
-    dag_id: 'etl_daily',
-    task_id: 'load_orders',
-    run_id: 'scheduled__2025-01-06',
-    map_index: -1,
-    try_number: 1,
-    state: 'running',
-    cluster: 'prod',
-    namespace: 'airflow',
-  }),
+  'orchestrator-task-instance': envelope('airflow.listener', 'Task Instance Changed', taskInstanceDetail),
   'timer-schedule': scheduleEvent(schedule('timer-schedule'), { id: 'e-1', time: '2025-01-06T10:00:00Z' }),
   'reaper-schedule': scheduleEvent(schedule('reaper-schedule'), { id: 'e-2', time: '2025-01-06T10:00:00Z' }),
 };
