@@ -39,10 +39,14 @@ export async function runDueCheck(
       reason: `not due for ${Math.round(early / 1000)} s: a later decision moved the timer (and scheduled its own check)`,
     };
   }
+  // Until the clock the decision reads has reached dueAt, not merely for `early` ms: a timer may
+  // wake a millisecond before its time by Date.now(), and a reconcile at dueAt - 1 finds nothing due,
+  // schedules nothing (the due time did not change), and this message, the only one for that due
+  // time, is consumed: the task then waits for a later check or the sweep (a re-create ~28 s late).
   let waitedMs = 0;
-  if (early > 0) {
-    await (options.sleep ?? defaultSleep)(early);
-    waitedMs = early;
+  for (let left = early; left > 0; left = task.dueAt - deps.clock()) {
+    await (options.sleep ?? defaultSleep)(left);
+    waitedMs += left;
   }
   const target = { cluster: id.cluster, namespace: id.namespace, profile: task.profile, taskId: task.id };
   const result = await reconcile(deps, target, await timerHints(deps, task));

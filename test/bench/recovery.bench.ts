@@ -301,8 +301,11 @@ export default async function recovery(report: Report): Promise<void> {
       if (gone === undefined || created === undefined)
         throw new Error(`preemption ${n}: watch saw no deletion or creation`);
       p1.push(created - gone - BACKOFF_MS);
-      const audit = await store.listAudit(key);
-      const createAudit = audit.find((entry) => entry.what === 'create-pod');
+      // The creator audits after the create returns; the new pod's own Pod Changed may record attempt
+      // 2 before that, so the audit entry is waited for, not assumed.
+      const createAudit = await until(`pod ${name}'s create audited`, async () =>
+        (await store.listAudit(key)).find((entry) => entry.what === 'create-pod'),
+      );
       // The due time the check that re-created the pod carried (the re-create's back-off end).
       const dueTimes = consumer.batches
         .flatMap((batch) =>
