@@ -471,6 +471,9 @@ export class LocalRuntime {
     }
     const timer = setTimeout(() => {
       this.#wakeup = undefined;
+      // setTimeout may fire a millisecond before `at` as Date.now() reads it; a pass then finds
+      // nothing due and the task would wait for the sweep (the fault runDueCheck had).
+      if (Date.now() < at) return this.#wakeTimerAt(at);
       void this.runPass('timer');
     }, delay);
     this.#wakeup = { at, timer };
