@@ -95,9 +95,9 @@ export class TappedTaskStore implements TaskStore {
     return this.#backing.getMany(ids);
   }
 
-  async put(record: TaskRecord, now: number): Promise<TaskRecord> {
+  async put(record: TaskRecord, now: number, previous?: TaskRecord): Promise<TaskRecord> {
     if (this.#readOnly) throw new Error('a read-only view of the task table was asked to write a record');
-    return this.#backing.put(record, now);
+    return this.#backing.put(record, now, previous);
   }
 
   due(now: number, limit: number): Promise<TaskRecord[]> {

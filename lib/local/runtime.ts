@@ -134,8 +134,8 @@ class DueTimeTap implements TaskStore {
   getMany(ids: TaskId[]) {
     return this.#inner.getMany(ids);
   }
-  async put(record: TaskRecord, now: number) {
-    const stored = await this.#inner.put(record, now);
+  async put(record: TaskRecord, now: number, previous?: TaskRecord) {
+    const stored = await this.#inner.put(record, now, previous);
     if (stored.dueAt !== undefined) this.#onDue(stored.dueAt);
     return stored;
   }

@@ -457,7 +457,8 @@ async function commit(
       if (decidedDueAt === undefined) delete done.dueAt;
       else done.dueAt = decidedDueAt;
     }
-    saved = await deps.store.put(done, now);
+    // `saved` is what the store holds at this version: only the intents and the outbox are sent.
+    saved = await deps.store.put(done, now, saved);
   }
   saved = await flushOutbox(deps, saved, now);
 

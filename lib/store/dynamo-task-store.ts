@@ -201,9 +201,18 @@ export class DynamoTaskStore implements TaskStore {
     let update: UpdateOfItem | undefined;
     if (previous !== undefined && previous.version === record.version) {
       // toTaskItem writes the version after the write; the stored item carries the one before it.
-      const storedItem = toTaskItem(previous, options).item;
+      const storedPrepared = toTaskItem(previous, { ...options, now: previous.endedAt ?? now });
+      const storedItem = storedPrepared.item;
       storedItem.version = { N: String(previous.version) };
       update = updateOfItem(storedItem, prepared.item);
+      // The pointer must change too (a new pod name, a task ending): go straight to the transaction
+      // instead of sending an update that is bound to fail its condition (a failed conditional
+      // write is billed like a write). `podIndexed` is what the stored item says, not a guess: if
+      // it differs from what `previous` implies, the transaction below is still right.
+      if (storedPrepared.podMarker !== prepared.podMarker) {
+        await this.#putWithPointer(record, prepared, now, previous.podName, update);
+        return stored;
+      }
     }
     const condition = {
       ConditionExpression: '#version = :expected AND #podIndexed = :podMarker',

@@ -837,6 +837,40 @@ describe('writes of what changed (put with the record as read)', () => {
     }
   });
 
+  it('sends one transaction, and no update bound to fail, when a new pod or the end changes the pointer', async () => {
+    const v1 = await store.put(freshRecord(), NOW);
+    const { cluster, namespace } = v1.id;
+    const { store: observed, sent, close } = recordingStore();
+    try {
+      const newPod = `${v1.podName}-try2`;
+      const v2 = await observed.put({ ...v1, tryNumber: 2, highestTry: 2, podName: newPod }, NOW + 1_000, v1);
+      const endedAt = NOW + 2_000;
+      const v3 = await observed.put({ ...v2, state: 'Succeeded', endedAt, mainExitCode: 0 }, endedAt, v2);
+      // A failed conditional write costs a write unit like a successful one: none is sent.
+      expect(sent.map((request) => request.command)).toEqual([
+        'TransactWriteItemsCommand',
+        'TransactWriteItemsCommand',
+      ]);
+      expect(await store.get(v1.id)).toEqual(v3);
+      expect((await store.findByPod(cluster, namespace, v1.podName))?.podName).toBe(newPod);
+      const expected = String(Math.ceil((endedAt + RETENTION_MS) / 1000));
+      expect((await rawPodPointer(v3.id, newPod))?.expiresAt).toEqual({ N: expected });
+    } finally {
+      close();
+    }
+  });
+
+  it('still keeps the pointer in step when the record given as read carries a stale pointer marker', async () => {
+    // Written whole (no record as read), so the item's pointer marker is whatever that write made;
+    // an update that trusts the marker it computes must still fall back to the transaction.
+    const v1 = await store.put(freshRecord({ state: 'Succeeded', endedAt: undefined, mainExitCode: 0 }), NOW);
+    const { cluster, namespace } = v1.id;
+    const newPod = `${v1.podName}-b`;
+    const v2 = await store.put({ ...v1, podName: newPod, message: 'moved' }, NOW + 5_000, v1);
+    expect(await store.get(v1.id)).toEqual(v2);
+    expect(await store.findByPod(cluster, namespace, newPod)).toEqual(v2);
+  });
+
   it('refuses an update that would make the item too large, and keeps the stored version', async () => {
     const v1 = await store.put(freshRecord(), NOW);
     const captured = makeCapturedPod();
