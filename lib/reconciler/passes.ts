@@ -6,7 +6,8 @@ import { nextDeadline } from '../core/engine.ts';
 import { identifyPod, PROFILES } from '../core/identity.ts';
 import type { Observation } from '../core/observation.ts';
 import type { Pod } from '../core/pod.ts';
-import type { ProfileName, TaskRecord } from '../core/task.ts';
+import type { DueEntry } from '../core/ports.ts';
+import type { ProfileName, TaskId, TaskRecord } from '../core/task.ts';
 import { type ReconcileResult, type ReconcilerDeps, reconcile } from './reconcile.ts';
 
 export interface TimerPassResult {
@@ -31,11 +32,35 @@ export interface TimerPassOptions {
 }
 
 /**
+ * How much earlier than a task's last write a reaper pass must have begun for the timer to count
+ * on it: room for the due-timer index's lag and for clocks of two invocations that differ a little.
+ */
+export const RESYNC_NOTE_MARGIN_MS = 60_000;
+
+/**
+ * Whether a reaper pass noted at `passStartedAt` has done this resync: it began within the last
+ * `resyncMs` and after the task was last written (a resync due time is set `resyncMs` after the
+ * write), so it re-read the task, from its list or from the due-timer index, and nothing since
+ * made it due again.
+ */
+export function resyncDoneByPass(
+  passStartedAt: number | undefined,
+  entry: Pick<DueEntry, 'dueAt'>,
+  now: number,
+  resyncMs: number,
+): boolean {
+  if (passStartedAt === undefined || passStartedAt < now - resyncMs) return false;
+  return entry.dueAt - resyncMs <= passStartedAt - RESYNC_NOTE_MARGIN_MS;
+}
+
+/**
  * Runs every due task once, `concurrency` at a time; one task's failure is logged and counted, never
  * stops the pass. Within a round, tasks waiting for a deadline (a re-create's back-off, a pull
  * re-check, a grace) go before tasks only due for their periodic resync: a resync can wait a
  * little, a re-create cannot. A full round is followed by another while the budget lasts, so a
- * backlog drains within the invocation instead of one batch a minute.
+ * backlog drains within the invocation instead of one batch a minute. Resyncs that a fresh reaper
+ * pass has done (it notes each complete pass per cluster) are passed over by their index keys alone,
+ * without reading their records; without such a note, the timer does every resync itself.
  */
 export async function runTimerPass(
   deps: ReconcilerDeps,
@@ -50,9 +75,12 @@ export async function runTimerPass(
   const result: TimerPassResult = { due: 0, reconciled: 0, failed: 0 };
   // A task still due after its reconcile (its deadline could not be met yet) waits for the next pass.
   const done = new Set<string>();
+  const passes = (await deps.store.resyncPasses?.()) ?? new Map<string, number>();
   for (;;) {
     const now = deps.clock();
-    const answered = await deps.store.due(now, limit);
+    const skip = (entry: DueEntry) =>
+      entry.resync && resyncDoneByPass(passes.get(entry.cluster), entry, now, deps.policy.resyncMs);
+    const answered = await deps.store.due(now, limit, passes.size > 0 ? { skip } : {});
     const tasks = answered.filter((task) => !done.has(taskRef(task)));
     for (const task of tasks) done.add(taskRef(task));
     result.due += tasks.length;
@@ -145,6 +173,13 @@ export interface ReaperPassResult {
   /** Managed-looking pods with missing or malformed identity labels: reported, never deleted. */
   malformed: Array<{ pod: string; problem: string }>;
   failed: number;
+  /** Unfinished tasks without a listed pod, re-read from the due-timer index as their resync. */
+  resynced: number;
+  /**
+   * The pass re-read every unfinished task of the cluster (nothing failed or was held back, not a
+   * dry run) and noted it, so the timer passes over their resyncs until the note grows old.
+   */
+  resyncNoted: boolean;
 }
 
 /** Tasks whose records a reaper pass reads and reconciles before reading the next ones. */
@@ -172,6 +207,13 @@ export function reaperDeleteCap(podsListed: number, maxDeletes: number, percent:
  * is the resync of all of them. Deletes are held back in a first round, counted, and then allowed up
  * to the pass's cap; each pod about to be deleted is read again first, and the delete carries its
  * uid as a precondition. Held-back deletes cost nothing but a counter and one log line.
+ *
+ * The pass is also the periodic resync of every unfinished task of the cluster: the tasks with a
+ * listed pod are re-read from the list, and the others (their pod gone without an event, or in a
+ * namespace or profile the pass does not list) from the due-timer index, one GET each. Such a
+ * reconcile does not write a decision that only moves the resync due time, and a pass that
+ * re-read them all notes so; the timer then leaves those resyncs alone. A pass that failed
+ * anywhere, held deletes back or ran dry notes nothing, and the timer does the resyncs itself.
  */
 export async function runReaperPass(deps: ReconcilerDeps, options: ReaperOptions): Promise<ReaperPassResult> {
   const result: ReaperPassResult = {
@@ -182,7 +224,12 @@ export async function runReaperPass(deps: ReconcilerDeps, options: ReaperOptions
     deleteCap: 0,
     malformed: [],
     failed: 0,
+    resynced: 0,
+    resyncNoted: false,
   };
+  // Before the list: every task written before this moment is re-read by this pass.
+  const startedAt = deps.clock();
+  const passDeps: ReconcilerDeps = { ...deps, resyncPass: true };
   const concurrency = options.concurrency ?? DEFAULT_PASS_CONCURRENCY;
   const groups: TaskGroup[] = [];
   for (const profile of options.profiles) {
@@ -265,7 +312,7 @@ export async function runReaperPass(deps: ReconcilerDeps, options: ReaperOptions
   // Round 1: every task, deletes held back (a task with deletes changes nothing yet). Records are
   // read in chunks, and kept only for the tasks round 2 may need them for, so a pass over tens of
   // thousands of tasks never holds all their records at once.
-  const holding = { ...deps, holdDeletes: true };
+  const holding = { ...passDeps, holdDeletes: true };
   for (let start = 0; start < groups.length; start += RECORD_CHUNK) {
     const chunk = groups.slice(start, start + RECORD_CHUNK);
     const records = new Map(
@@ -300,7 +347,7 @@ export async function runReaperPass(deps: ReconcilerDeps, options: ReaperOptions
     }
   }
   await eachLimited(allowed, concurrency, async (group) => {
-    const outcome = await reconcileGroup(group, deps);
+    const outcome = await reconcileGroup(group, passDeps);
     // As the cluster answered: a uid-precondition refusal deleted nothing.
     result.deleted += outcome?.deleted ?? 0;
   });
@@ -310,5 +357,32 @@ export async function runReaperPass(deps: ReconcilerDeps, options: ReaperOptions
       deferred: result.deferred,
       deleteCap: result.deleteCap,
     });
+  if (deps.dryRun || !deps.store.resyncEntries || !deps.store.noteResyncPass) return result;
+
+  // The unfinished tasks the list did not show, as the timer would re-read them.
+  const listed = new Set(groups.map((group) => `${group.namespace}\u0000${group.key}`));
+  const unlisted: TaskId[] = (await deps.store.resyncEntries(options.cluster))
+    .filter((entry) => !listed.has(`${entry.id.namespace}\u0000${entry.id.key}`))
+    .map((entry) => entry.id);
+  for (let start = 0; start < unlisted.length; start += RECORD_CHUNK) {
+    const records = await deps.store.getMany(unlisted.slice(start, start + RECORD_CHUNK));
+    await eachLimited(records, concurrency, async (record) => {
+      try {
+        await reconcile(
+          passDeps,
+          { ...targetOf(record), preRead: { record } },
+          await timerHints(passDeps, record),
+        );
+        result.resynced++;
+      } catch (error) {
+        result.failed++;
+        deps.log.error('reaper resync failed', { task: record.id, error: String(error) });
+      }
+    });
+  }
+  if (result.failed === 0 && result.deferred === 0) {
+    await deps.store.noteResyncPass(options.cluster, startedAt);
+    result.resyncNoted = true;
+  }
   return result;
 }

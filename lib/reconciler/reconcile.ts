@@ -6,7 +6,7 @@
 
 import type { Action, OutboundEvent } from '../core/action.ts';
 import { ATTEMPT_LABEL } from '../core/capture.ts';
-import { decideAll, startTask } from '../core/engine.ts';
+import { decideAll, dueIsDeadline, startTask } from '../core/engine.ts';
 import { identifyPod, PROFILES } from '../core/identity.ts';
 import type { Observation } from '../core/observation.ts';
 import type { Pod } from '../core/pod.ts';
@@ -51,6 +51,13 @@ export interface ReconcilerDeps {
    * the reaper's first round, which learns how many deletes a pass has before it allows any.
    */
   holdDeletes?: boolean;
+  /**
+   * This reconcile is the task's periodic resync, by a pass that notes it did them all (the
+   * reaper's; see runReaperPass): a decision that would only move a resync due time is not
+   * written. The stored due time then lags, and the timer passes over such tasks while the pass's
+   * note is fresh.
+   */
+  resyncPass?: boolean;
 }
 
 /** What a reconcile pass is about: a task (by id) or a pod (by name, with the labels if known). */
@@ -427,7 +434,8 @@ async function commit(
   } else delete after.intents;
   let saved = after;
   if (before.version === 0 || JSON.stringify(before) !== JSON.stringify(after)) {
-    saved = await deps.store.put(after, now, before.version === 0 ? undefined : before);
+    if (deps.resyncPass && onlyResyncMoved(before, after)) saved = before;
+    else saved = await deps.store.put(after, now, before.version === 0 ? undefined : before);
   }
   const followUps: Observation[] = [];
   const audits: AuditEntry[] = [];
@@ -469,6 +477,13 @@ async function commit(
     return { task: result.task, actions: [...actions, ...result.actions], deleted: deleted + result.deleted };
   }
   return { task: saved, actions, deleted };
+}
+
+/** The decision changes nothing but a resync due time, before and after. */
+function onlyResyncMoved(before: TaskRecord, after: TaskRecord): boolean {
+  if (before.version === 0 || before.dueAt === undefined || after.dueAt === undefined) return false;
+  if (dueIsDeadline(before) || dueIsDeadline(after)) return false;
+  return JSON.stringify({ ...before, dueAt: 0 }) === JSON.stringify({ ...after, dueAt: 0 });
 }
 
 /**
@@ -557,7 +572,9 @@ async function perform(
       });
       return { done: { action } };
     case 'schedule-check':
-      await deps.scheduler?.schedule(task.id, action.at);
+      // A resync needs no exact time (the timer sweep and the reaper's pass do it); a queued check
+      // per running task would only crowd the queue that carries the re-creates.
+      if (dueIsDeadline(task)) await deps.scheduler?.schedule(task.id, action.at);
       return { done: { action } };
     case 'emit':
       return { done: { action } }; // delivered from the outbox after the record is saved
