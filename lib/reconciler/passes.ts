@@ -175,6 +175,8 @@ export interface ReaperPassResult {
   failed: number;
   /** Unfinished tasks without a listed pod, re-read from the due-timer index as their resync. */
   resynced: number;
+  /** Those re-reads that failed, or 1 when the index could not be read (then none was tried). */
+  resyncFailed: number;
   /**
    * The pass re-read every unfinished task of the cluster (nothing failed or was held back, not a
    * dry run) and noted it, so the timer passes over their resyncs until the note grows old.
@@ -225,6 +227,7 @@ export async function runReaperPass(deps: ReconcilerDeps, options: ReaperOptions
     malformed: [],
     failed: 0,
     resynced: 0,
+    resyncFailed: 0,
     resyncNoted: false,
   };
   // Before the list: every task written before this moment is re-read by this pass.
@@ -359,30 +362,47 @@ export async function runReaperPass(deps: ReconcilerDeps, options: ReaperOptions
     });
   if (deps.dryRun || !deps.store.resyncEntries || !deps.store.noteResyncPass) return result;
 
-  // The unfinished tasks the list did not show, as the timer would re-read them.
-  const listed = new Set(groups.map((group) => `${group.namespace}\u0000${group.key}`));
-  const unlisted: TaskId[] = (await deps.store.resyncEntries(options.cluster))
-    .filter((entry) => !listed.has(`${entry.id.namespace}\u0000${entry.id.key}`))
-    .map((entry) => entry.id);
-  for (let start = 0; start < unlisted.length; start += RECORD_CHUNK) {
-    const records = await deps.store.getMany(unlisted.slice(start, start + RECORD_CHUNK));
-    await eachLimited(records, concurrency, async (record) => {
-      try {
-        await reconcile(
-          passDeps,
-          { ...targetOf(record), preRead: { record } },
-          await timerHints(passDeps, record),
-        );
-        result.resynced++;
-      } catch (error) {
-        result.failed++;
-        deps.log.error('reaper resync failed', { task: record.id, error: String(error) });
-      }
+  // The unfinished tasks the list did not show, as the timer would re-read them. A failure here
+  // costs only the note: the timer then does these resyncs, as it would without the pass.
+  try {
+    const listed = new Set(groups.map((group) => `${group.namespace}\u0000${group.key}`));
+    const unlisted: TaskId[] = (await deps.store.resyncEntries(options.cluster))
+      .filter((entry) => !listed.has(`${entry.id.namespace}\u0000${entry.id.key}`))
+      .map((entry) => entry.id);
+    for (let start = 0; start < unlisted.length; start += RECORD_CHUNK) {
+      const records = await deps.store.getMany(unlisted.slice(start, start + RECORD_CHUNK));
+      await eachLimited(records, concurrency, async (record) => {
+        try {
+          await reconcile(
+            passDeps,
+            { ...targetOf(record), preRead: { record } },
+            await timerHints(passDeps, record),
+          );
+          result.resynced++;
+        } catch (error) {
+          result.resyncFailed++;
+          deps.log.error('reaper resync failed', { task: record.id, error: String(error) });
+        }
+      });
+    }
+  } catch (error) {
+    result.resyncFailed++;
+    deps.log.error('reaper resync of unlisted tasks failed', {
+      cluster: options.cluster,
+      error: String(error),
     });
+    return result;
   }
-  if (result.failed === 0 && result.deferred === 0) {
-    await deps.store.noteResyncPass(options.cluster, startedAt);
-    result.resyncNoted = true;
+  if (result.failed === 0 && result.resyncFailed === 0 && result.deferred === 0) {
+    try {
+      await deps.store.noteResyncPass(options.cluster, startedAt);
+      result.resyncNoted = true;
+    } catch (error) {
+      deps.log.warn('reaper pass not noted; the timer does the resyncs', {
+        cluster: options.cluster,
+        error: String(error),
+      });
+    }
   }
   return result;
 }

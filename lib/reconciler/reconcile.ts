@@ -433,7 +433,7 @@ async function commit(
     after.dueAt = Math.min(after.dueAt ?? settleAt, settleAt);
   } else delete after.intents;
   let saved = after;
-  if (before.version === 0 || JSON.stringify(before) !== JSON.stringify(after)) {
+  if (before.version === 0 || !sameRecord(before, after)) {
     if (deps.resyncPass && onlyResyncMoved(before, after)) saved = before;
     else saved = await deps.store.put(after, now, before.version === 0 ? undefined : before);
   }
@@ -457,7 +457,12 @@ async function commit(
   const owed = (saved.intents ?? []).filter((intent) => !audited.has(intentKey(intent)));
   if (announced.length > 0 || owed.length !== (saved.intents ?? []).length) {
     // The outcomes are audited: the intents are done, and the deletes that happened are announced.
-    const done: TaskRecord = { ...saved, outbox: [...(saved.outbox ?? []), ...announced] };
+    // Every pending event is already saved (the outbox, or the intent's announcement), so it is
+    // delivered before this write, which then clears the outbox too instead of a write of its own.
+    // A failure in between leaves them in the outbox for the next pass (a repeat has the same id).
+    const pending = [...(saved.outbox ?? []), ...announced];
+    const delivered = pending.length > 0 && (await deliver(deps, saved.id, pending));
+    const done: TaskRecord = { ...saved, outbox: delivered ? [] : pending };
     if (done.outbox?.length === 0) delete done.outbox;
     if (owed.length > 0) done.intents = owed;
     else {
@@ -483,7 +488,14 @@ async function commit(
 function onlyResyncMoved(before: TaskRecord, after: TaskRecord): boolean {
   if (before.version === 0 || before.dueAt === undefined || after.dueAt === undefined) return false;
   if (dueIsDeadline(before) || dueIsDeadline(after)) return false;
-  return JSON.stringify({ ...before, dueAt: 0 }) === JSON.stringify({ ...after, dueAt: 0 });
+  return sameRecord({ ...before, dueAt: 0 }, { ...after, dueAt: 0 });
+}
+
+/** Field by field as stored; the captured spec, usually the same object, is not serialised for it. */
+function sameRecord(a: TaskRecord, b: TaskRecord): boolean {
+  if (a.captured === b.captured)
+    return JSON.stringify({ ...a, captured: undefined }) === JSON.stringify({ ...b, captured: undefined });
+  return JSON.stringify(a) === JSON.stringify(b);
 }
 
 /**
@@ -608,20 +620,26 @@ function deleteAudit(
   };
 }
 
+/** Hands saved events to the sink; false (logged) when it refused them. */
+async function deliver(deps: ReconcilerDeps, id: TaskId, events: OutboundEvent[]): Promise<boolean> {
+  try {
+    await deps.sink.emit(events);
+    return true;
+  } catch (error) {
+    deps.log.warn('outbound events not delivered; kept in the outbox', {
+      task: id,
+      count: events.length,
+      error: String(error),
+    });
+    return false;
+  }
+}
+
 /** Delivers the outbox, then clears it; a failure leaves it for the next pass to deliver. */
 async function flushOutbox(deps: ReconcilerDeps, task: TaskRecord, now: number): Promise<TaskRecord> {
   const outbox: OutboundEvent[] = task.outbox ?? [];
   if (outbox.length === 0) return task;
-  try {
-    await deps.sink.emit(outbox);
-  } catch (error) {
-    deps.log.warn('outbound events not delivered; kept in the outbox', {
-      task: task.id,
-      count: outbox.length,
-      error: String(error),
-    });
-    return task;
-  }
+  if (!(await deliver(deps, task.id, outbox))) return task;
   const cleared = { ...task };
   delete cleared.outbox;
   try {

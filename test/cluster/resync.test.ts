@@ -99,7 +99,14 @@ describe('the reaper pass as the resync', () => {
       maxDeletes: 10,
     };
     const pass = await runReaperPass(deps, options);
-    expect(pass).toMatchObject({ podsListed: 1, tasks: 1, failed: 0, resynced: 1, resyncNoted: true });
+    expect(pass).toMatchObject({
+      podsListed: 1,
+      tasks: 1,
+      failed: 0,
+      resynced: 1,
+      resyncFailed: 0,
+      resyncNoted: true,
+    });
     // The steady task was re-read from the list; only its resync time would have moved: not written.
     expect((await store.get(taskId('steady')))?.version).toBe(steadyBefore!.version);
     // The vanished one was found through the due-timer index and now waits for its grace.
