@@ -123,6 +123,12 @@ export interface ListPodsOptions {
   namespace?: string;
   labelSelector?: string;
   fieldSelector?: string;
+  /**
+   * Hands over the list one page at a time, each as soon as it is read (the next one is fetched
+   * meanwhile), instead of all pods at the end: the answer is then empty, and a caller keeps only
+   * what it needs. After an expired continue token the list starts again, so a page may repeat pods.
+   */
+  onPage?: (pods: Pod[]) => Promise<void>;
 }
 
 /** Access to the Kubernetes API of one or more clusters; every call names its cluster. */

@@ -8,7 +8,7 @@ import type { Observation } from '../core/observation.ts';
 import type { Pod } from '../core/pod.ts';
 import type { DueEntry } from '../core/ports.ts';
 import type { ProfileName, TaskId, TaskRecord } from '../core/task.ts';
-import { type ReconcileResult, type ReconcilerDeps, reconcile } from './reconcile.ts';
+import { type ReconcileResult, type ReconcilerDeps, reconcile, taskLabelSelector } from './reconcile.ts';
 
 export interface TimerPassResult {
   due: number;
@@ -184,7 +184,7 @@ export interface ReaperPassResult {
   resyncNoted: boolean;
 }
 
-/** Tasks whose records a reaper pass reads and reconciles before reading the next ones. */
+/** Tasks without a listed pod whose records the pass's resync reads at once. */
 const RECORD_CHUNK = 1_000;
 
 interface TaskGroup {
@@ -195,6 +195,14 @@ interface TaskGroup {
   newest: { name: string; tryNumber: number };
   record?: TaskRecord;
   heldDeletes: number;
+  /** Listed again whole after a pod of it came late: its record was read with the pods. */
+  late?: boolean;
+  /** Its record has been read (it may be undefined: none is stored). */
+  recordRead?: boolean;
+}
+
+function newGroup(profile: ProfileName, namespace: string, key: string): TaskGroup {
+  return { profile, namespace, key, pods: [], newest: { name: '', tryNumber: 0 }, heldDeletes: 0 };
 }
 
 /** The most deletes a pass may make: a safety valve that still lets a large cleanup finish in a few passes. */
@@ -234,49 +242,12 @@ export async function runReaperPass(deps: ReconcilerDeps, options: ReaperOptions
   const startedAt = deps.clock();
   const passDeps: ReconcilerDeps = { ...deps, resyncPass: true };
   const concurrency = options.concurrency ?? DEFAULT_PASS_CONCURRENCY;
-  const groups: TaskGroup[] = [];
-  for (const profile of options.profiles) {
-    const byTask = new Map<string, TaskGroup>();
-    for (const namespace of options.namespaces.length > 0 ? options.namespaces : [undefined]) {
-      const pods = await deps.cluster.listPods(options.cluster, {
-        ...(namespace ? { namespace } : {}),
-        labelSelector: PROFILES[profile].labelSelector,
-      });
-      result.podsListed += pods.length;
-      for (const pod of pods) {
-        const identified = identifyPod(pod, profile);
-        const ref = `${pod.metadata.namespace}/${pod.metadata.name}`;
-        if (identified.kind === 'malformed') {
-          result.malformed.push({ pod: ref, problem: identified.problem });
-          deps.log.warn('managed pod with malformed identity; not touched', {
-            pod: ref,
-            problem: identified.problem,
-          });
-          continue;
-        }
-        if (identified.kind !== 'managed' || !pod.metadata.namespace) continue;
-        const groupKey = `${pod.metadata.namespace}\u0000${identified.identity.key}`;
-        const { tryNumber } = identified.identity;
-        const name = pod.metadata.name ?? '';
-        let group = byTask.get(groupKey);
-        if (!group) {
-          group = {
-            profile,
-            namespace: pod.metadata.namespace,
-            key: identified.identity.key,
-            pods: [],
-            newest: { name, tryNumber },
-            heldDeletes: 0,
-          };
-          byTask.set(groupKey, group);
-          groups.push(group);
-        }
-        group.pods.push(pod);
-        if (tryNumber > group.newest.tryNumber) group.newest = { name, tryNumber };
-      }
-    }
-  }
-  result.tasks = groups.length;
+  // Keys of the tasks reconciled in this pass, by profile and by namespace and task (the resync).
+  const processed = new Set<string>();
+  const listedTasks = new Set<string>();
+  const seenPods = new Set<string>();
+  // Tasks with deletes held back in round 1, in list order: only they keep pods and record.
+  const held: TaskGroup[] = [];
   const idOf = (group: TaskGroup) => ({
     cluster: options.cluster,
     namespace: group.namespace,
@@ -297,7 +268,7 @@ export async function runReaperPass(deps: ReconcilerDeps, options: ReaperOptions
           taskId: idOf(group),
           podName: group.newest.name,
           listedPods: group.pods,
-          preRead: { record: group.record },
+          ...(group.recordRead ? { preRead: { record: group.record } } : {}),
         },
         [{ type: 'reaper-scan', pods: group.pods }],
       );
@@ -312,34 +283,163 @@ export async function runReaperPass(deps: ReconcilerDeps, options: ReaperOptions
     }
   };
 
-  // Round 1: every task, deletes held back (a task with deletes changes nothing yet). Records are
-  // read in chunks, and kept only for the tasks round 2 may need them for, so a pass over tens of
-  // thousands of tasks never holds all their records at once.
+  // Round 1: every task, deletes held back (a task with deletes changes nothing yet), page by page
+  // as the list arrives: a task is reconciled once a page without any of its pods has followed
+  // (the list is in name order, and the pods of a task share its name's stem), with its record
+  // read in the page's batch; then its pods and record are dropped unless it holds deletes. A pass
+  // over tens of thousands of pods never holds more than a page or two of them.
   const holding = { ...passDeps, holdDeletes: true };
-  for (let start = 0; start < groups.length; start += RECORD_CHUNK) {
-    const chunk = groups.slice(start, start + RECORD_CHUNK);
+  // Tasks whose supervised pod the list has not shown yet: judged once the list is complete, never
+  // on part of their pods (a reaper scan without the supervised pod reads as that pod being gone).
+  const deferred = new Map<string, TaskGroup>();
+  const settle = async (ready: TaskGroup[], listComplete: boolean): Promise<void> => {
+    if (ready.length === 0) return;
+    const unread = ready.filter((group) => !group.recordRead);
     const records = new Map(
-      (await deps.store.getMany(chunk.map(idOf))).map((record) => [
+      (unread.length > 0 ? await deps.store.getMany(unread.map(idOf)) : []).map((record) => [
         `${record.id.namespace}\u0000${record.id.key}`,
         record,
       ]),
     );
-    for (const group of chunk) group.record = records.get(`${group.namespace}\u0000${group.key}`);
-    await eachLimited(chunk, concurrency, async (group) => {
+    for (const group of unread) {
+      group.record = records.get(`${group.namespace}\u0000${group.key}`);
+      group.recordRead = true;
+    }
+    if (!listComplete) {
+      ready = ready.filter((group) => {
+        const current = group.record?.podName;
+        const waiting =
+          !!current &&
+          !group.pods.some((pod) => pod.metadata.name === current) &&
+          !seenPods.has(`${group.namespace}/${current}`);
+        if (waiting) deferred.set(`${group.profile}\u0000${group.namespace}\u0000${group.key}`, group);
+        return !waiting;
+      });
+    }
+    await eachLimited(ready, concurrency, async (group) => {
       group.heldDeletes = (await reconcileGroup(group, holding))?.heldDeletes ?? 0;
-      if (group.heldDeletes === 0) {
+      if (group.heldDeletes > 0) held.push(group);
+      else {
         delete group.record;
         group.pods = [];
       }
     });
+  };
+
+  const late = new Map<string, TaskGroup>();
+  for (const profile of options.profiles) {
+    for (const namespace of options.namespaces.length > 0 ? options.namespaces : [undefined]) {
+      const open = new Map<string, TaskGroup & { lastPage: number }>();
+      let pageIndex = 0;
+      await deps.cluster.listPods(options.cluster, {
+        ...(namespace ? { namespace } : {}),
+        labelSelector: PROFILES[profile].labelSelector,
+        onPage: async (pods) => {
+          pageIndex++;
+          result.podsListed += pods.length;
+          for (const pod of pods) {
+            const ref = `${pod.metadata.namespace}/${pod.metadata.name}`;
+            if (seenPods.has(ref)) continue; // a list that restarted hands over pods again
+            seenPods.add(ref);
+            const identified = identifyPod(pod, profile);
+            if (identified.kind === 'malformed') {
+              result.malformed.push({ pod: ref, problem: identified.problem });
+              deps.log.warn('managed pod with malformed identity; not touched', {
+                pod: ref,
+                problem: identified.problem,
+              });
+              continue;
+            }
+            if (identified.kind !== 'managed' || !pod.metadata.namespace) continue;
+            const groupKey = `${profile}\u0000${pod.metadata.namespace}\u0000${identified.identity.key}`;
+            const waiting = deferred.get(groupKey);
+            if (waiting) {
+              waiting.pods.push(pod);
+              if (identified.identity.tryNumber > waiting.newest.tryNumber)
+                waiting.newest = { name: pod.metadata.name ?? '', tryNumber: identified.identity.tryNumber };
+              continue;
+            }
+            if (processed.has(groupKey)) {
+              // Its task was reconciled without this pod: it is read again whole, below.
+              if (!late.has(groupKey))
+                late.set(groupKey, {
+                  ...newGroup(profile, pod.metadata.namespace, identified.identity.key),
+                  late: true,
+                });
+              continue;
+            }
+            const { tryNumber } = identified.identity;
+            const name = pod.metadata.name ?? '';
+            let group = open.get(groupKey);
+            if (!group) {
+              group = {
+                ...newGroup(profile, pod.metadata.namespace, identified.identity.key),
+                newest: { name, tryNumber },
+                lastPage: pageIndex,
+              };
+              open.set(groupKey, group);
+            }
+            group.pods.push(pod);
+            group.lastPage = pageIndex;
+            if (tryNumber > group.newest.tryNumber) group.newest = { name, tryNumber };
+          }
+          const ready: TaskGroup[] = [];
+          for (const [groupKey, group] of open) {
+            if (group.lastPage >= pageIndex) continue;
+            open.delete(groupKey);
+            processed.add(groupKey);
+            listedTasks.add(`${group.namespace}\u0000${group.key}`);
+            ready.push(group);
+          }
+          await settle(ready, false);
+        },
+      });
+      for (const groupKey of open.keys()) processed.add(groupKey);
+      for (const group of open.values()) listedTasks.add(`${group.namespace}\u0000${group.key}`);
+      const rest = [...open.values(), ...deferred.values()];
+      deferred.clear();
+      await settle(rest, true);
+    }
   }
+  // Pods that came after their task was reconciled: the task's pods are listed again, all of them
+  // (its record names them), so that no reconcile judges a task on part of its pods.
+  for (const group of late.values()) {
+    try {
+      const record = await deps.store.get(idOf(group));
+      const selector = record ? taskLabelSelector(record) : undefined;
+      if (!record || !selector) continue; // a new task split over pages: the next pass has it whole
+      group.pods = await deps.cluster.listPods(options.cluster, {
+        namespace: group.namespace,
+        labelSelector: selector,
+      });
+      for (const pod of group.pods) {
+        const identified = identifyPod(pod, group.profile);
+        if (identified.kind !== 'managed') continue;
+        if (group.newest.name === '' || identified.identity.tryNumber > group.newest.tryNumber)
+          group.newest = { name: pod.metadata.name ?? '', tryNumber: identified.identity.tryNumber };
+      }
+      group.record = record;
+      group.recordRead = true;
+    } catch (error) {
+      result.failed++;
+      deps.log.error('reaper reconcile failed', {
+        namespace: group.namespace,
+        key: group.key,
+        error: String(error),
+      });
+      continue;
+    }
+    await settle([group], true);
+  }
+  result.tasks = listedTasks.size;
+
   // Round 2: the tasks with deletes, in list order, up to the cap.
   result.deleteCap = reaperDeleteCap(
     result.podsListed,
     options.maxDeletes,
     deps.policy.reaperMaxDeletesPercent,
   );
-  const candidates = groups.filter((group) => group.heldDeletes > 0);
+  const candidates = held;
   const allowed: TaskGroup[] = [];
   let budget = result.deleteCap;
   for (const group of candidates) {
@@ -365,9 +465,8 @@ export async function runReaperPass(deps: ReconcilerDeps, options: ReaperOptions
   // The unfinished tasks the list did not show, as the timer would re-read them. A failure here
   // costs only the note: the timer then does these resyncs, as it would without the pass.
   try {
-    const listed = new Set(groups.map((group) => `${group.namespace}\u0000${group.key}`));
     const unlisted: TaskId[] = (await deps.store.resyncEntries(options.cluster))
-      .filter((entry) => !listed.has(`${entry.id.namespace}\u0000${entry.id.key}`))
+      .filter((entry) => !listedTasks.has(`${entry.id.namespace}\u0000${entry.id.key}`))
       .map((entry) => entry.id);
     for (let start = 0; start < unlisted.length; start += RECORD_CHUNK) {
       const records = await deps.store.getMany(unlisted.slice(start, start + RECORD_CHUNK));
