@@ -60,7 +60,12 @@ export function nextDeadline(t: TaskRecord, policy: Policy, now: number): number
   if (isTerminal(t.state)) return undefined;
   const d = t.disruption;
   if (t.state === 'Recovering' && d) {
-    if (d.recreateAt === undefined) return now + RECHECK_MS; // the old pod's deletion event may be lost
+    if (d.recreateAt === undefined) {
+      // The old pod's deletion event may be lost: look again soon. A look already due within that
+      // time is kept, so that every reconcile meanwhile does not move it and rewrite the record.
+      const pending = t.dueAt !== undefined && t.dueAt > now && t.dueAt <= now + RECHECK_MS;
+      return pending ? t.dueAt : now + RECHECK_MS;
+    }
     return d.recreateIssuedAt === undefined ? d.recreateAt : d.recreateIssuedAt + RECHECK_MS;
   }
   const candidates: number[] = [];
