@@ -279,9 +279,14 @@ describe('seed 000 with the due check on the SQS queue', () => {
       expect(task).toMatchObject({ attempt: 2, recreates: 1, podName: name });
       const recovered = recorder.entries.filter((entry) => entry.DetailType === 'Task Recovered');
       expect(recovered).toHaveLength(1);
-      const checked = consumer.batches.flatMap((batch) =>
-        batch.records.map((record) => JSON.parse(record.body)),
-      );
+      // The consumer notes a batch once its handler has returned, which is after the adoption the
+      // test waited for (the handler still writes the pod's Events then).
+      const checked = await waitFor('the consumer to note the batch', async () => {
+        const bodies = consumer.batches.flatMap((batch) =>
+          batch.records.map((record) => JSON.parse(record.body)),
+        );
+        return bodies.some((body) => body.at === recreateAt) ? bodies : undefined;
+      });
       expect(checked).toContainEqual(expect.objectContaining({ task: taskKey('load'), at: recreateAt }));
     } finally {
       await consumer.stop();
