@@ -452,7 +452,9 @@ async function commit(
     if (seen) followUps.push({ type: 'pod-seen', pod: seen });
   }
   if (audits.length > 0) await deps.store.appendAudit(saved.id, audits);
-  await tellStory(deps, saved.id.cluster, storyOf(before, saved, performed, now, deps.policy));
+  // The pod's Events are best effort and never fail (see tellStory): written while the settling
+  // write goes on, instead of one more round trip before it.
+  const story = tellStory(deps, saved.id.cluster, storyOf(before, saved, performed, now, deps.policy));
   const audited = new Set(fresh.map(intentKey));
   const owed = (saved.intents ?? []).filter((intent) => !audited.has(intentKey(intent)));
   if (announced.length > 0 || owed.length !== (saved.intents ?? []).length) {
@@ -474,6 +476,7 @@ async function commit(
     saved = await deps.store.put(done, now, saved);
   }
   saved = await flushOutbox(deps, saved, now);
+  await story;
 
   // A pod just created is adopted at once (its uid recorded), instead of on the next event.
   if (followUps.length > 0) {
