@@ -449,9 +449,7 @@ export async function runReaperPass(deps: ReconcilerDeps, options: ReaperOptions
       budget -= group.heldDeletes;
     }
   }
-  // A delete is a chain of round trips (re-read, intent, delete, audit, settling write), so the
-  // deletes of a pass run twice as many at once as the reads of round 1.
-  await eachLimited(allowed, concurrency * 2, async (group) => {
+  await eachLimited(allowed, concurrency, async (group) => {
     const outcome = await reconcileGroup(group, passDeps);
     // As the cluster answered: a uid-precondition refusal deleted nothing.
     result.deleted += outcome?.deleted ?? 0;

@@ -266,7 +266,11 @@ describe('seed 000 with the due check on the SQS queue', () => {
         Math.floor((recreateAt ?? 0) / 1000) * 1000,
       );
 
-      const audit = await store.listAudit(taskKey('load'));
+      // The audit entry is written once the create has returned, so it may trail the pod a little.
+      const audit = await waitFor('the create to be audited', async () => {
+        const entries = await store.listAudit(taskKey('load'));
+        return entries.some((entry) => entry.what === 'create-pod') ? entries : undefined;
+      });
       expect(audit.find((entry) => entry.what === 'create-pod')).toMatchObject({
         actor: 'lambda:check',
         outcome: 'created',
