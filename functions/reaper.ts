@@ -28,7 +28,8 @@ export async function handleReaper(event: unknown, deps: ContainerDeps): Promise
         maxDeletes: config.reaper.maxDeletes,
       });
       clusters[cluster] = result;
-      if (result.failed > 0) count(METRIC.reconcileErrors, result.failed);
+      const failed = result.failed + result.resyncFailed;
+      if (failed > 0) count(METRIC.reconcileErrors, failed);
       logger.info('reaper pass', { cluster, dryRun: config.reaper.dryRun, ...result });
     } catch (error) {
       failures.push({ cluster, error });

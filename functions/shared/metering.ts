@@ -4,7 +4,7 @@
  * reap once its audit line says the pod was deleted. The passes report only totals, so this is the
  * one place that sees every task of a timer or reaper pass, without any change to the reconciler.
  */
-import type { AuditEntry, TaskStore } from '../../lib/core/ports.ts';
+import type { AuditEntry, DueOptions, TaskStore } from '../../lib/core/ports.ts';
 import type { TaskId, TaskRecord } from '../../lib/core/task.ts';
 import { CAUSE_DIMENSION, METRIC, type MetricName, RULE_DIMENSION } from './metric-names.ts';
 
@@ -39,8 +39,8 @@ export class MeteredStore implements TaskStore {
     return stored;
   }
 
-  async due(now: number, limit: number): Promise<TaskRecord[]> {
-    const tasks = await this.#inner.due(now, limit);
+  async due(now: number, limit: number, options?: DueOptions): Promise<TaskRecord[]> {
+    const tasks = await this.#inner.due(now, limit, options);
     for (const task of tasks) {
       if (task.dueAt !== undefined && (this.oldestDueAt === undefined || task.dueAt < this.oldestDueAt))
         this.oldestDueAt = task.dueAt;
@@ -50,6 +50,18 @@ export class MeteredStore implements TaskStore {
 
   findByPod(cluster: string, namespace: string, podName: string): Promise<TaskRecord | undefined> {
     return this.#inner.findByPod(cluster, namespace, podName);
+  }
+
+  async resyncEntries(cluster: string): Promise<Array<{ id: TaskId; dueAt: number }>> {
+    return (await this.#inner.resyncEntries?.(cluster)) ?? [];
+  }
+
+  async noteResyncPass(cluster: string, startedAt: number): Promise<void> {
+    await this.#inner.noteResyncPass?.(cluster, startedAt);
+  }
+
+  async resyncPasses(): Promise<Map<string, number>> {
+    return (await this.#inner.resyncPasses?.()) ?? new Map();
   }
 
   async appendAudit(id: TaskId, entries: AuditEntry[]): Promise<void> {

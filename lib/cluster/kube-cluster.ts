@@ -159,7 +159,7 @@ export class KubeCluster implements Cluster {
   }
 
   async listPods(cluster: string, options: ListPodsOptions): Promise<Pod[]> {
-    const { namespace, labelSelector, fieldSelector } = options ?? {};
+    const { namespace, labelSelector, fieldSelector, onPage } = options ?? {};
     const target: KubeRequestTarget = { cluster, verb: 'list', resource: 'pods', namespace };
     if (namespace !== undefined) checkNamespace(target, namespace);
     // List items come without apiVersion and kind; add them so a listed pod looks like a read one.
@@ -173,6 +173,7 @@ export class KubeCluster implements Cluster {
         const { managedFields: _managedFields, ...metadata } = (item as Pod).metadata ?? {};
         return { apiVersion: 'v1', kind: 'Pod', ...(item as Pod), metadata };
       },
+      onPage as ((items: unknown[]) => Promise<void>) | undefined,
     )) as Pod[];
   }
 
@@ -232,18 +233,22 @@ export class KubeCluster implements Cluster {
     path: string,
     selectors: { labelSelector?: string | undefined; fieldSelector?: string | undefined },
     eachItem: (item: unknown) => unknown = (item) => item,
+    onPage?: (items: unknown[]) => Promise<void>,
   ): Promise<unknown[]> {
+    const fetchPage = (continueToken: string | undefined) =>
+      this.#request(target, 'GET', path, {
+        ...selectors,
+        limit: String(this.#pageSize),
+        continue: continueToken,
+      });
     for (let restarts = 0; ; restarts++) {
       const items: unknown[] = [];
       let continueToken: string | undefined;
       let expired = false;
+      let next: Promise<RawResponse> | undefined;
       do {
-        const query: Record<string, string | undefined> = {
-          ...selectors,
-          limit: String(this.#pageSize),
-          continue: continueToken,
-        };
-        const response = await this.#request(target, 'GET', path, query);
+        const response = await (next ?? fetchPage(continueToken));
+        next = undefined;
         if (response.status === 410 && continueToken !== undefined && restarts < MAX_LIST_RESTARTS) {
           expired = true;
           break;
@@ -252,8 +257,18 @@ export class KubeCluster implements Cluster {
           items?: unknown[];
           metadata?: { continue?: string };
         };
-        for (const item of page.items ?? []) items.push(eachItem(item));
         continueToken = page.metadata?.continue || undefined;
+        const pageItems = (page.items ?? []).map(eachItem);
+        if (!onPage) {
+          for (const item of pageItems) items.push(item);
+          continue;
+        }
+        // The next page is read while the caller works on this one.
+        if (continueToken !== undefined) {
+          next = fetchPage(continueToken);
+          next.catch(() => {}); // awaited on the next turn; not an unhandled rejection meanwhile
+        }
+        await onPage(pageItems);
       } while (continueToken !== undefined);
       if (!expired) return items;
     }

@@ -6,6 +6,7 @@ export {
   type Decision,
   decide,
   decideAll,
+  dueIsDeadline,
   isOrchestratorFinished,
   isOrchestratorState,
   nextDeadline,

@@ -34,6 +34,21 @@ export class RecordTooLargeError extends Error {
   override name = 'RecordTooLargeError';
 }
 
+/** One entry of the due-timer index, as known before the record is read. */
+export interface DueEntry {
+  cluster: string;
+  namespace: string;
+  /** The task's due time (the record's `dueAt`). */
+  dueAt: number;
+  /** Due only for its periodic resync, not for a deadline. */
+  resync: boolean;
+}
+
+export interface DueOptions {
+  /** Entries to pass over without reading their records (e.g. resyncs a reaper pass has done). */
+  skip?: (entry: DueEntry) => boolean;
+}
+
 export interface TaskStore {
   get(id: TaskId): Promise<TaskRecord | undefined>;
   /**
@@ -49,14 +64,27 @@ export interface TaskStore {
    * @throws VersionConflictError when another writer got there first.
    */
   put(record: TaskRecord, now: number, previous?: TaskRecord): Promise<TaskRecord>;
-  /** Tasks with `dueAt <= now`, by the due-timer index (never a scan), at most `limit`. */
-  due(now: number, limit: number): Promise<TaskRecord[]>;
+  /**
+   * Tasks with `dueAt <= now`, by the due-timer index (never a scan), at most `limit`: every task
+   * due for a deadline before any task due only for its resync, each kind oldest first.
+   */
+  due(now: number, limit: number, options?: DueOptions): Promise<TaskRecord[]>;
   /** The task that last owned this pod name (pod names are unique per namespace at any moment). */
   findByPod(cluster: string, namespace: string, podName: string): Promise<TaskRecord | undefined>;
   appendAudit(id: TaskId, entries: AuditEntry[]): Promise<void>;
   listAudit(id: TaskId, limit?: number): Promise<AuditEntry[]>;
   /** Remembers an inbound event id for `ttlMs`; false if it was already remembered. */
   markSeen(eventId: string, now: number, ttlMs: number): Promise<boolean>;
+  /**
+   * The tasks of `cluster` due only for their periodic resync (due now or later), by the due-timer
+   * index: what a reaper pass re-reads besides the tasks whose pods it listed. Optional: a store
+   * without it leaves every resync to the timer.
+   */
+  resyncEntries?(cluster: string): Promise<Array<{ id: TaskId; dueAt: number }>>;
+  /** Notes that a reaper pass begun at `startedAt` re-read every unfinished task of `cluster`. */
+  noteResyncPass?(cluster: string, startedAt: number): Promise<void>;
+  /** When the last pass noted by `noteResyncPass` began, per cluster. */
+  resyncPasses?(): Promise<Map<string, number>>;
 }
 
 export type ClusterErrorKind = 'not-found' | 'already-exists' | 'conflict' | 'retryable' | 'fatal';
@@ -95,6 +123,12 @@ export interface ListPodsOptions {
   namespace?: string;
   labelSelector?: string;
   fieldSelector?: string;
+  /**
+   * Hands over the list one page at a time, each as soon as it is read (the next one is fetched
+   * meanwhile), instead of all pods at the end: the answer is then empty, and a caller keeps only
+   * what it needs. After an expired continue token the list starts again, so a page may repeat pods.
+   */
+  onPage?: (pods: Pod[]) => Promise<void>;
 }
 
 /** Access to the Kubernetes API of one or more clusters; every call names its cluster. */

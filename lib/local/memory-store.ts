@@ -4,7 +4,8 @@
  * the store's contract (conditional writes on the version, pod pointers, newest-first audit) so the
  * reconcile loop behaves on it as on DynamoDB.
  */
-import { type AuditEntry, type TaskStore, VersionConflictError } from '../core/ports.ts';
+import { dueIsDeadline } from '../core/engine.ts';
+import { type AuditEntry, type DueOptions, type TaskStore, VersionConflictError } from '../core/ports.ts';
 import type { TaskId, TaskRecord } from '../core/task.ts';
 
 function idKey(id: TaskId): string {
@@ -16,6 +17,7 @@ export class MemoryTaskStore implements TaskStore {
   readonly #pods = new Map<string, string>();
   readonly #audit = new Map<string, AuditEntry[]>();
   readonly #seen = new Map<string, number>();
+  readonly #resyncPasses = new Map<string, number>();
 
   async get(id: TaskId): Promise<TaskRecord | undefined> {
     const found = this.#tasks.get(idKey(id));
@@ -37,12 +39,36 @@ export class MemoryTaskStore implements TaskStore {
     return structuredClone(next);
   }
 
-  async due(now: number, limit: number): Promise<TaskRecord[]> {
+  async due(now: number, limit: number, options: DueOptions = {}): Promise<TaskRecord[]> {
+    const lane = (task: TaskRecord) => (dueIsDeadline(task) ? 0 : 1);
     return [...this.#tasks.values()]
       .filter((task) => task.dueAt !== undefined && task.dueAt <= now)
-      .sort((a, b) => a.dueAt! - b.dueAt!)
+      .filter(
+        (task) =>
+          !options.skip?.({
+            cluster: task.id.cluster,
+            namespace: task.id.namespace,
+            dueAt: task.dueAt!,
+            resync: lane(task) === 1,
+          }),
+      )
+      .sort((a, b) => lane(a) - lane(b) || a.dueAt! - b.dueAt!)
       .slice(0, limit)
       .map((task) => structuredClone(task));
+  }
+
+  async resyncEntries(cluster: string): Promise<Array<{ id: TaskId; dueAt: number }>> {
+    return [...this.#tasks.values()]
+      .filter((task) => task.id.cluster === cluster && task.dueAt !== undefined && !dueIsDeadline(task))
+      .map((task) => ({ id: structuredClone(task.id), dueAt: task.dueAt! }));
+  }
+
+  async noteResyncPass(cluster: string, startedAt: number): Promise<void> {
+    this.#resyncPasses.set(cluster, Math.max(startedAt, this.#resyncPasses.get(cluster) ?? 0));
+  }
+
+  async resyncPasses(): Promise<Map<string, number>> {
+    return new Map(this.#resyncPasses);
   }
 
   async findByPod(cluster: string, namespace: string, podName: string): Promise<TaskRecord | undefined> {
@@ -95,13 +121,25 @@ export class TappedTaskStore implements TaskStore {
     return this.#backing.getMany(ids);
   }
 
-  async put(record: TaskRecord, now: number): Promise<TaskRecord> {
+  async put(record: TaskRecord, now: number, previous?: TaskRecord): Promise<TaskRecord> {
     if (this.#readOnly) throw new Error('a read-only view of the task table was asked to write a record');
-    return this.#backing.put(record, now);
+    return this.#backing.put(record, now, previous);
   }
 
-  due(now: number, limit: number): Promise<TaskRecord[]> {
-    return this.#backing.due(now, limit);
+  due(now: number, limit: number, options?: DueOptions): Promise<TaskRecord[]> {
+    return this.#backing.due(now, limit, options);
+  }
+
+  async resyncEntries(cluster: string): Promise<Array<{ id: TaskId; dueAt: number }>> {
+    return (await this.#backing.resyncEntries?.(cluster)) ?? [];
+  }
+
+  async noteResyncPass(cluster: string, startedAt: number): Promise<void> {
+    if (!this.#readOnly) await this.#backing.noteResyncPass?.(cluster, startedAt);
+  }
+
+  async resyncPasses(): Promise<Map<string, number>> {
+    return (await this.#backing.resyncPasses?.()) ?? new Map();
   }
 
   findByPod(cluster: string, namespace: string, podName: string): Promise<TaskRecord | undefined> {

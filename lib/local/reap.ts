@@ -86,10 +86,25 @@ class ListingTap implements Cluster {
     return this.#inner.deletePod(cluster, namespace, name, options);
   }
   async listPods(cluster: string, options: ListPodsOptions): Promise<Pod[]> {
-    const pods = await this.#inner.listPods(cluster, options);
-    for (const pod of pods)
-      this.pods.set(pod.metadata.uid ?? `${pod.metadata.namespace}/${pod.metadata.name}`, pod);
-    this.#onList(this.pods.size);
+    const note = (pods: Pod[]) => {
+      for (const pod of pods)
+        this.pods.set(pod.metadata.uid ?? `${pod.metadata.namespace}/${pod.metadata.name}`, pod);
+      this.#onList(this.pods.size);
+    };
+    const { onPage } = options;
+    const pods = await this.#inner.listPods(
+      cluster,
+      onPage
+        ? {
+            ...options,
+            onPage: async (page) => {
+              note(page);
+              await onPage(page);
+            },
+          }
+        : options,
+    );
+    note(pods);
     return pods;
   }
   listEvents(cluster: string, namespace: string, fieldSelector: string) {

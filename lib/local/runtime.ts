@@ -35,7 +35,7 @@ import { createLogger, type LogLevel } from '../bridge/logger.ts';
 import { KubeCluster } from '../cluster/kube-cluster.ts';
 import { ALL_NAMESPACES, ENV, loadConfig, type PodwardenConfig } from '../config.ts';
 import type { OutboundEvent } from '../core/action.ts';
-import type { AuditEntry, TaskStore } from '../core/ports.ts';
+import type { AuditEntry, DueOptions, TaskStore } from '../core/ports.ts';
 import type { ProfileName, TaskId, TaskRecord } from '../core/task.ts';
 import { type DynamoDbLocal, startDynamoDbLocal } from '../devcluster/dynamodb-local.ts';
 import {
@@ -134,16 +134,25 @@ class DueTimeTap implements TaskStore {
   getMany(ids: TaskId[]) {
     return this.#inner.getMany(ids);
   }
-  async put(record: TaskRecord, now: number) {
-    const stored = await this.#inner.put(record, now);
+  async put(record: TaskRecord, now: number, previous?: TaskRecord) {
+    const stored = await this.#inner.put(record, now, previous);
     if (stored.dueAt !== undefined) this.#onDue(stored.dueAt);
     return stored;
   }
-  due(now: number, limit: number) {
-    return this.#inner.due(now, limit);
+  due(now: number, limit: number, options?: DueOptions) {
+    return this.#inner.due(now, limit, options);
   }
   findByPod(cluster: string, namespace: string, podName: string) {
     return this.#inner.findByPod(cluster, namespace, podName);
+  }
+  async resyncEntries(cluster: string) {
+    return (await this.#inner.resyncEntries?.(cluster)) ?? [];
+  }
+  async noteResyncPass(cluster: string, startedAt: number) {
+    await this.#inner.noteResyncPass?.(cluster, startedAt);
+  }
+  async resyncPasses() {
+    return (await this.#inner.resyncPasses?.()) ?? new Map<string, number>();
   }
   appendAudit(id: TaskId, entries: AuditEntry[]) {
     return this.#inner.appendAudit(id, entries);

@@ -6,8 +6,9 @@ import { nextDeadline } from '../core/engine.ts';
 import { identifyPod, PROFILES } from '../core/identity.ts';
 import type { Observation } from '../core/observation.ts';
 import type { Pod } from '../core/pod.ts';
-import type { ProfileName, TaskRecord } from '../core/task.ts';
-import { type ReconcileResult, type ReconcilerDeps, reconcile } from './reconcile.ts';
+import type { DueEntry } from '../core/ports.ts';
+import type { ProfileName, TaskId, TaskRecord } from '../core/task.ts';
+import { type ReconcileResult, type ReconcilerDeps, reconcile, taskLabelSelector } from './reconcile.ts';
 
 export interface TimerPassResult {
   due: number;
@@ -31,11 +32,35 @@ export interface TimerPassOptions {
 }
 
 /**
+ * How much earlier than a task's last write a reaper pass must have begun for the timer to count
+ * on it: room for the due-timer index's lag and for clocks of two invocations that differ a little.
+ */
+export const RESYNC_NOTE_MARGIN_MS = 60_000;
+
+/**
+ * Whether a reaper pass noted at `passStartedAt` has done this resync: it began within the last
+ * `resyncMs` and after the task was last written (a resync due time is set `resyncMs` after the
+ * write), so it re-read the task, from its list or from the due-timer index, and nothing since
+ * made it due again.
+ */
+export function resyncDoneByPass(
+  passStartedAt: number | undefined,
+  entry: Pick<DueEntry, 'dueAt'>,
+  now: number,
+  resyncMs: number,
+): boolean {
+  if (passStartedAt === undefined || passStartedAt < now - resyncMs) return false;
+  return entry.dueAt - resyncMs <= passStartedAt - RESYNC_NOTE_MARGIN_MS;
+}
+
+/**
  * Runs every due task once, `concurrency` at a time; one task's failure is logged and counted, never
  * stops the pass. Within a round, tasks waiting for a deadline (a re-create's back-off, a pull
  * re-check, a grace) go before tasks only due for their periodic resync: a resync can wait a
  * little, a re-create cannot. A full round is followed by another while the budget lasts, so a
- * backlog drains within the invocation instead of one batch a minute.
+ * backlog drains within the invocation instead of one batch a minute. Resyncs that a fresh reaper
+ * pass has done (it notes each complete pass per cluster) are passed over by their index keys alone,
+ * without reading their records; without such a note, the timer does every resync itself.
  */
 export async function runTimerPass(
   deps: ReconcilerDeps,
@@ -50,9 +75,12 @@ export async function runTimerPass(
   const result: TimerPassResult = { due: 0, reconciled: 0, failed: 0 };
   // A task still due after its reconcile (its deadline could not be met yet) waits for the next pass.
   const done = new Set<string>();
+  const passes = (await deps.store.resyncPasses?.()) ?? new Map<string, number>();
   for (;;) {
     const now = deps.clock();
-    const answered = await deps.store.due(now, limit);
+    const skip = (entry: DueEntry) =>
+      entry.resync && resyncDoneByPass(passes.get(entry.cluster), entry, now, deps.policy.resyncMs);
+    const answered = await deps.store.due(now, limit, passes.size > 0 ? { skip } : {});
     const tasks = answered.filter((task) => !done.has(taskRef(task)));
     for (const task of tasks) done.add(taskRef(task));
     result.due += tasks.length;
@@ -145,9 +173,18 @@ export interface ReaperPassResult {
   /** Managed-looking pods with missing or malformed identity labels: reported, never deleted. */
   malformed: Array<{ pod: string; problem: string }>;
   failed: number;
+  /** Unfinished tasks without a listed pod, re-read from the due-timer index as their resync. */
+  resynced: number;
+  /** Those re-reads that failed, or 1 when the index could not be read (then none was tried). */
+  resyncFailed: number;
+  /**
+   * The pass re-read every unfinished task of the cluster (nothing failed or was held back, not a
+   * dry run) and noted it, so the timer passes over their resyncs until the note grows old.
+   */
+  resyncNoted: boolean;
 }
 
-/** Tasks whose records a reaper pass reads and reconciles before reading the next ones. */
+/** Tasks without a listed pod whose records the pass's resync reads at once. */
 const RECORD_CHUNK = 1_000;
 
 interface TaskGroup {
@@ -158,6 +195,14 @@ interface TaskGroup {
   newest: { name: string; tryNumber: number };
   record?: TaskRecord;
   heldDeletes: number;
+  /** Listed again whole after a pod of it came late: its record was read with the pods. */
+  late?: boolean;
+  /** Its record has been read (it may be undefined: none is stored). */
+  recordRead?: boolean;
+}
+
+function newGroup(profile: ProfileName, namespace: string, key: string): TaskGroup {
+  return { profile, namespace, key, pods: [], newest: { name: '', tryNumber: 0 }, heldDeletes: 0 };
 }
 
 /** The most deletes a pass may make: a safety valve that still lets a large cleanup finish in a few passes. */
@@ -172,6 +217,13 @@ export function reaperDeleteCap(podsListed: number, maxDeletes: number, percent:
  * is the resync of all of them. Deletes are held back in a first round, counted, and then allowed up
  * to the pass's cap; each pod about to be deleted is read again first, and the delete carries its
  * uid as a precondition. Held-back deletes cost nothing but a counter and one log line.
+ *
+ * The pass is also the periodic resync of every unfinished task of the cluster: the tasks with a
+ * listed pod are re-read from the list, and the others (their pod gone without an event, or in a
+ * namespace or profile the pass does not list) from the due-timer index, one GET each. Such a
+ * reconcile does not write a decision that only moves the resync due time, and a pass that
+ * re-read them all notes so; the timer then leaves those resyncs alone. A pass that failed
+ * anywhere, held deletes back or ran dry notes nothing, and the timer does the resyncs itself.
  */
 export async function runReaperPass(deps: ReconcilerDeps, options: ReaperOptions): Promise<ReaperPassResult> {
   const result: ReaperPassResult = {
@@ -182,51 +234,20 @@ export async function runReaperPass(deps: ReconcilerDeps, options: ReaperOptions
     deleteCap: 0,
     malformed: [],
     failed: 0,
+    resynced: 0,
+    resyncFailed: 0,
+    resyncNoted: false,
   };
+  // Before the list: every task written before this moment is re-read by this pass.
+  const startedAt = deps.clock();
+  const passDeps: ReconcilerDeps = { ...deps, resyncPass: true };
   const concurrency = options.concurrency ?? DEFAULT_PASS_CONCURRENCY;
-  const groups: TaskGroup[] = [];
-  for (const profile of options.profiles) {
-    const byTask = new Map<string, TaskGroup>();
-    for (const namespace of options.namespaces.length > 0 ? options.namespaces : [undefined]) {
-      const pods = await deps.cluster.listPods(options.cluster, {
-        ...(namespace ? { namespace } : {}),
-        labelSelector: PROFILES[profile].labelSelector,
-      });
-      result.podsListed += pods.length;
-      for (const pod of pods) {
-        const identified = identifyPod(pod, profile);
-        const ref = `${pod.metadata.namespace}/${pod.metadata.name}`;
-        if (identified.kind === 'malformed') {
-          result.malformed.push({ pod: ref, problem: identified.problem });
-          deps.log.warn('managed pod with malformed identity; not touched', {
-            pod: ref,
-            problem: identified.problem,
-          });
-          continue;
-        }
-        if (identified.kind !== 'managed' || !pod.metadata.namespace) continue;
-        const groupKey = `${pod.metadata.namespace}\u0000${identified.identity.key}`;
-        const { tryNumber } = identified.identity;
-        const name = pod.metadata.name ?? '';
-        let group = byTask.get(groupKey);
-        if (!group) {
-          group = {
-            profile,
-            namespace: pod.metadata.namespace,
-            key: identified.identity.key,
-            pods: [],
-            newest: { name, tryNumber },
-            heldDeletes: 0,
-          };
-          byTask.set(groupKey, group);
-          groups.push(group);
-        }
-        group.pods.push(pod);
-        if (tryNumber > group.newest.tryNumber) group.newest = { name, tryNumber };
-      }
-    }
-  }
-  result.tasks = groups.length;
+  // Keys of the tasks reconciled in this pass, by profile and by namespace and task (the resync).
+  const processed = new Set<string>();
+  const listedTasks = new Set<string>();
+  const seenPods = new Set<string>();
+  // Tasks with deletes held back in round 1, in list order: only they keep pods and record.
+  const held: TaskGroup[] = [];
   const idOf = (group: TaskGroup) => ({
     cluster: options.cluster,
     namespace: group.namespace,
@@ -247,7 +268,7 @@ export async function runReaperPass(deps: ReconcilerDeps, options: ReaperOptions
           taskId: idOf(group),
           podName: group.newest.name,
           listedPods: group.pods,
-          preRead: { record: group.record },
+          ...(group.recordRead ? { preRead: { record: group.record } } : {}),
         },
         [{ type: 'reaper-scan', pods: group.pods }],
       );
@@ -262,34 +283,163 @@ export async function runReaperPass(deps: ReconcilerDeps, options: ReaperOptions
     }
   };
 
-  // Round 1: every task, deletes held back (a task with deletes changes nothing yet). Records are
-  // read in chunks, and kept only for the tasks round 2 may need them for, so a pass over tens of
-  // thousands of tasks never holds all their records at once.
-  const holding = { ...deps, holdDeletes: true };
-  for (let start = 0; start < groups.length; start += RECORD_CHUNK) {
-    const chunk = groups.slice(start, start + RECORD_CHUNK);
+  // Round 1: every task, deletes held back (a task with deletes changes nothing yet), page by page
+  // as the list arrives: a task is reconciled once a page without any of its pods has followed
+  // (the list is in name order, and the pods of a task share its name's stem), with its record
+  // read in the page's batch; then its pods and record are dropped unless it holds deletes. A pass
+  // over tens of thousands of pods never holds more than a page or two of them.
+  const holding = { ...passDeps, holdDeletes: true };
+  // Tasks whose supervised pod the list has not shown yet: judged once the list is complete, never
+  // on part of their pods (a reaper scan without the supervised pod reads as that pod being gone).
+  const deferred = new Map<string, TaskGroup>();
+  const settle = async (ready: TaskGroup[], listComplete: boolean): Promise<void> => {
+    if (ready.length === 0) return;
+    const unread = ready.filter((group) => !group.recordRead);
     const records = new Map(
-      (await deps.store.getMany(chunk.map(idOf))).map((record) => [
+      (unread.length > 0 ? await deps.store.getMany(unread.map(idOf)) : []).map((record) => [
         `${record.id.namespace}\u0000${record.id.key}`,
         record,
       ]),
     );
-    for (const group of chunk) group.record = records.get(`${group.namespace}\u0000${group.key}`);
-    await eachLimited(chunk, concurrency, async (group) => {
+    for (const group of unread) {
+      group.record = records.get(`${group.namespace}\u0000${group.key}`);
+      group.recordRead = true;
+    }
+    if (!listComplete) {
+      ready = ready.filter((group) => {
+        const current = group.record?.podName;
+        const waiting =
+          !!current &&
+          !group.pods.some((pod) => pod.metadata.name === current) &&
+          !seenPods.has(`${group.namespace}/${current}`);
+        if (waiting) deferred.set(`${group.profile}\u0000${group.namespace}\u0000${group.key}`, group);
+        return !waiting;
+      });
+    }
+    await eachLimited(ready, concurrency, async (group) => {
       group.heldDeletes = (await reconcileGroup(group, holding))?.heldDeletes ?? 0;
-      if (group.heldDeletes === 0) {
+      if (group.heldDeletes > 0) held.push(group);
+      else {
         delete group.record;
         group.pods = [];
       }
     });
+  };
+
+  const late = new Map<string, TaskGroup>();
+  for (const profile of options.profiles) {
+    for (const namespace of options.namespaces.length > 0 ? options.namespaces : [undefined]) {
+      const open = new Map<string, TaskGroup & { lastPage: number }>();
+      let pageIndex = 0;
+      await deps.cluster.listPods(options.cluster, {
+        ...(namespace ? { namespace } : {}),
+        labelSelector: PROFILES[profile].labelSelector,
+        onPage: async (pods) => {
+          pageIndex++;
+          result.podsListed += pods.length;
+          for (const pod of pods) {
+            const ref = `${pod.metadata.namespace}/${pod.metadata.name}`;
+            if (seenPods.has(ref)) continue; // a list that restarted hands over pods again
+            seenPods.add(ref);
+            const identified = identifyPod(pod, profile);
+            if (identified.kind === 'malformed') {
+              result.malformed.push({ pod: ref, problem: identified.problem });
+              deps.log.warn('managed pod with malformed identity; not touched', {
+                pod: ref,
+                problem: identified.problem,
+              });
+              continue;
+            }
+            if (identified.kind !== 'managed' || !pod.metadata.namespace) continue;
+            const groupKey = `${profile}\u0000${pod.metadata.namespace}\u0000${identified.identity.key}`;
+            const waiting = deferred.get(groupKey);
+            if (waiting) {
+              waiting.pods.push(pod);
+              if (identified.identity.tryNumber > waiting.newest.tryNumber)
+                waiting.newest = { name: pod.metadata.name ?? '', tryNumber: identified.identity.tryNumber };
+              continue;
+            }
+            if (processed.has(groupKey)) {
+              // Its task was reconciled without this pod: it is read again whole, below.
+              if (!late.has(groupKey))
+                late.set(groupKey, {
+                  ...newGroup(profile, pod.metadata.namespace, identified.identity.key),
+                  late: true,
+                });
+              continue;
+            }
+            const { tryNumber } = identified.identity;
+            const name = pod.metadata.name ?? '';
+            let group = open.get(groupKey);
+            if (!group) {
+              group = {
+                ...newGroup(profile, pod.metadata.namespace, identified.identity.key),
+                newest: { name, tryNumber },
+                lastPage: pageIndex,
+              };
+              open.set(groupKey, group);
+            }
+            group.pods.push(pod);
+            group.lastPage = pageIndex;
+            if (tryNumber > group.newest.tryNumber) group.newest = { name, tryNumber };
+          }
+          const ready: TaskGroup[] = [];
+          for (const [groupKey, group] of open) {
+            if (group.lastPage >= pageIndex) continue;
+            open.delete(groupKey);
+            processed.add(groupKey);
+            listedTasks.add(`${group.namespace}\u0000${group.key}`);
+            ready.push(group);
+          }
+          await settle(ready, false);
+        },
+      });
+      for (const groupKey of open.keys()) processed.add(groupKey);
+      for (const group of open.values()) listedTasks.add(`${group.namespace}\u0000${group.key}`);
+      const rest = [...open.values(), ...deferred.values()];
+      deferred.clear();
+      await settle(rest, true);
+    }
   }
+  // Pods that came after their task was reconciled: the task's pods are listed again, all of them
+  // (its record names them), so that no reconcile judges a task on part of its pods.
+  for (const group of late.values()) {
+    try {
+      const record = await deps.store.get(idOf(group));
+      const selector = record ? taskLabelSelector(record) : undefined;
+      if (!record || !selector) continue; // a new task split over pages: the next pass has it whole
+      group.pods = await deps.cluster.listPods(options.cluster, {
+        namespace: group.namespace,
+        labelSelector: selector,
+      });
+      for (const pod of group.pods) {
+        const identified = identifyPod(pod, group.profile);
+        if (identified.kind !== 'managed') continue;
+        if (group.newest.name === '' || identified.identity.tryNumber > group.newest.tryNumber)
+          group.newest = { name: pod.metadata.name ?? '', tryNumber: identified.identity.tryNumber };
+      }
+      group.record = record;
+      group.recordRead = true;
+    } catch (error) {
+      result.failed++;
+      deps.log.error('reaper reconcile failed', {
+        namespace: group.namespace,
+        key: group.key,
+        error: String(error),
+      });
+      continue;
+    }
+    await settle([group], true);
+  }
+  result.tasks = listedTasks.size;
+
   // Round 2: the tasks with deletes, in list order, up to the cap.
   result.deleteCap = reaperDeleteCap(
     result.podsListed,
     options.maxDeletes,
     deps.policy.reaperMaxDeletesPercent,
   );
-  const candidates = groups.filter((group) => group.heldDeletes > 0);
+  const candidates = held;
   const allowed: TaskGroup[] = [];
   let budget = result.deleteCap;
   for (const group of candidates) {
@@ -300,7 +450,7 @@ export async function runReaperPass(deps: ReconcilerDeps, options: ReaperOptions
     }
   }
   await eachLimited(allowed, concurrency, async (group) => {
-    const outcome = await reconcileGroup(group, deps);
+    const outcome = await reconcileGroup(group, passDeps);
     // As the cluster answered: a uid-precondition refusal deleted nothing.
     result.deleted += outcome?.deleted ?? 0;
   });
@@ -310,5 +460,48 @@ export async function runReaperPass(deps: ReconcilerDeps, options: ReaperOptions
       deferred: result.deferred,
       deleteCap: result.deleteCap,
     });
+  if (deps.dryRun || !deps.store.resyncEntries || !deps.store.noteResyncPass) return result;
+
+  // The unfinished tasks the list did not show, as the timer would re-read them. A failure here
+  // costs only the note: the timer then does these resyncs, as it would without the pass.
+  try {
+    const unlisted: TaskId[] = (await deps.store.resyncEntries(options.cluster))
+      .filter((entry) => !listedTasks.has(`${entry.id.namespace}\u0000${entry.id.key}`))
+      .map((entry) => entry.id);
+    for (let start = 0; start < unlisted.length; start += RECORD_CHUNK) {
+      const records = await deps.store.getMany(unlisted.slice(start, start + RECORD_CHUNK));
+      await eachLimited(records, concurrency, async (record) => {
+        try {
+          await reconcile(
+            passDeps,
+            { ...targetOf(record), preRead: { record } },
+            await timerHints(passDeps, record),
+          );
+          result.resynced++;
+        } catch (error) {
+          result.resyncFailed++;
+          deps.log.error('reaper resync failed', { task: record.id, error: String(error) });
+        }
+      });
+    }
+  } catch (error) {
+    result.resyncFailed++;
+    deps.log.error('reaper resync of unlisted tasks failed', {
+      cluster: options.cluster,
+      error: String(error),
+    });
+    return result;
+  }
+  if (result.failed === 0 && result.resyncFailed === 0 && result.deferred === 0) {
+    try {
+      await deps.store.noteResyncPass(options.cluster, startedAt);
+      result.resyncNoted = true;
+    } catch (error) {
+      deps.log.warn('reaper pass not noted; the timer does the resyncs', {
+        cluster: options.cluster,
+        error: String(error),
+      });
+    }
+  }
   return result;
 }

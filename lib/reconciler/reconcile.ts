@@ -6,7 +6,7 @@
 
 import type { Action, OutboundEvent } from '../core/action.ts';
 import { ATTEMPT_LABEL } from '../core/capture.ts';
-import { decideAll, startTask } from '../core/engine.ts';
+import { decideAll, dueIsDeadline, startTask } from '../core/engine.ts';
 import { identifyPod, PROFILES } from '../core/identity.ts';
 import type { Observation } from '../core/observation.ts';
 import type { Pod } from '../core/pod.ts';
@@ -51,6 +51,13 @@ export interface ReconcilerDeps {
    * the reaper's first round, which learns how many deletes a pass has before it allows any.
    */
   holdDeletes?: boolean;
+  /**
+   * This reconcile is the task's periodic resync, by a pass that notes it did them all (the
+   * reaper's; see runReaperPass): a decision that would only move a resync due time is not
+   * written. The stored due time then lags, and the timer passes over such tasks while the pass's
+   * note is fresh.
+   */
+  resyncPass?: boolean;
 }
 
 /** What a reconcile pass is about: a task (by id) or a pod (by name, with the labels if known). */
@@ -426,8 +433,9 @@ async function commit(
     after.dueAt = Math.min(after.dueAt ?? settleAt, settleAt);
   } else delete after.intents;
   let saved = after;
-  if (before.version === 0 || JSON.stringify(before) !== JSON.stringify(after)) {
-    saved = await deps.store.put(after, now, before.version === 0 ? undefined : before);
+  if (before.version === 0 || !sameRecord(before, after)) {
+    if (deps.resyncPass && onlyResyncMoved(before, after)) saved = before;
+    else saved = await deps.store.put(after, now, before.version === 0 ? undefined : before);
   }
   const followUps: Observation[] = [];
   const audits: AuditEntry[] = [];
@@ -444,12 +452,19 @@ async function commit(
     if (seen) followUps.push({ type: 'pod-seen', pod: seen });
   }
   if (audits.length > 0) await deps.store.appendAudit(saved.id, audits);
-  await tellStory(deps, saved.id.cluster, storyOf(before, saved, performed, now, deps.policy));
+  // The pod's Events are best effort and never fail (see tellStory): written while the settling
+  // write goes on, instead of one more round trip before it.
+  const story = tellStory(deps, saved.id.cluster, storyOf(before, saved, performed, now, deps.policy));
   const audited = new Set(fresh.map(intentKey));
   const owed = (saved.intents ?? []).filter((intent) => !audited.has(intentKey(intent)));
   if (announced.length > 0 || owed.length !== (saved.intents ?? []).length) {
     // The outcomes are audited: the intents are done, and the deletes that happened are announced.
-    const done: TaskRecord = { ...saved, outbox: [...(saved.outbox ?? []), ...announced] };
+    // Every pending event is already saved (the outbox, or the intent's announcement), so it is
+    // delivered before this write, which then clears the outbox too instead of a write of its own.
+    // A failure in between leaves them in the outbox for the next pass (a repeat has the same id).
+    const pending = [...(saved.outbox ?? []), ...announced];
+    const delivered = pending.length > 0 && (await deliver(deps, saved.id, pending));
+    const done: TaskRecord = { ...saved, outbox: delivered ? [] : pending };
     if (done.outbox?.length === 0) delete done.outbox;
     if (owed.length > 0) done.intents = owed;
     else {
@@ -457,9 +472,11 @@ async function commit(
       if (decidedDueAt === undefined) delete done.dueAt;
       else done.dueAt = decidedDueAt;
     }
-    saved = await deps.store.put(done, now);
+    // `saved` is what the store holds at this version: only the intents and the outbox are sent.
+    saved = await deps.store.put(done, now, saved);
   }
   saved = await flushOutbox(deps, saved, now);
+  await story;
 
   // A pod just created is adopted at once (its uid recorded), instead of on the next event.
   if (followUps.length > 0) {
@@ -468,6 +485,20 @@ async function commit(
     return { task: result.task, actions: [...actions, ...result.actions], deleted: deleted + result.deleted };
   }
   return { task: saved, actions, deleted };
+}
+
+/** The decision changes nothing but a resync due time, before and after. */
+function onlyResyncMoved(before: TaskRecord, after: TaskRecord): boolean {
+  if (before.version === 0 || before.dueAt === undefined || after.dueAt === undefined) return false;
+  if (dueIsDeadline(before) || dueIsDeadline(after)) return false;
+  return sameRecord({ ...before, dueAt: 0 }, { ...after, dueAt: 0 });
+}
+
+/** Field by field as stored; the captured spec, usually the same object, is not serialised for it. */
+function sameRecord(a: TaskRecord, b: TaskRecord): boolean {
+  if (a.captured === b.captured)
+    return JSON.stringify({ ...a, captured: undefined }) === JSON.stringify({ ...b, captured: undefined });
+  return JSON.stringify(a) === JSON.stringify(b);
 }
 
 /**
@@ -556,7 +587,9 @@ async function perform(
       });
       return { done: { action } };
     case 'schedule-check':
-      await deps.scheduler?.schedule(task.id, action.at);
+      // A resync needs no exact time (the timer sweep and the reaper's pass do it); a queued check
+      // per running task would only crowd the queue that carries the re-creates.
+      if (dueIsDeadline(task)) await deps.scheduler?.schedule(task.id, action.at);
       return { done: { action } };
     case 'emit':
       return { done: { action } }; // delivered from the outbox after the record is saved
@@ -590,20 +623,26 @@ function deleteAudit(
   };
 }
 
+/** Hands saved events to the sink; false (logged) when it refused them. */
+async function deliver(deps: ReconcilerDeps, id: TaskId, events: OutboundEvent[]): Promise<boolean> {
+  try {
+    await deps.sink.emit(events);
+    return true;
+  } catch (error) {
+    deps.log.warn('outbound events not delivered; kept in the outbox', {
+      task: id,
+      count: events.length,
+      error: String(error),
+    });
+    return false;
+  }
+}
+
 /** Delivers the outbox, then clears it; a failure leaves it for the next pass to deliver. */
 async function flushOutbox(deps: ReconcilerDeps, task: TaskRecord, now: number): Promise<TaskRecord> {
   const outbox: OutboundEvent[] = task.outbox ?? [];
   if (outbox.length === 0) return task;
-  try {
-    await deps.sink.emit(outbox);
-  } catch (error) {
-    deps.log.warn('outbound events not delivered; kept in the outbox', {
-      task: task.id,
-      count: outbox.length,
-      error: String(error),
-    });
-    return task;
-  }
+  if (!(await deliver(deps, task.id, outbox))) return task;
   const cleared = { ...task };
   delete cleared.outbox;
   try {

@@ -12,8 +12,15 @@ import {
   UpdateItemCommand,
   type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
+import { dueIsDeadline } from '../core/engine.ts';
 import { DEFAULT_POLICY } from '../core/policy.ts';
-import { type AuditEntry, type TaskStore, VersionConflictError } from '../core/ports.ts';
+import {
+  type AuditEntry,
+  type DueEntry,
+  type DueOptions,
+  type TaskStore,
+  VersionConflictError,
+} from '../core/ports.ts';
 import type { TaskId, TaskRecord, TaskState } from '../core/task.ts';
 import {
   AUDIT_SORT_PREFIX,
@@ -29,6 +36,8 @@ import {
   listShardName,
   MAX_DUE_SHARDS,
   PARTITION_KEY,
+  RESYNC_LANE_OFFSET_MS,
+  RESYNC_PASSES_PARTITION_KEY,
   SEEN_SORT_KEY,
   SORT_KEY,
   StoreInputError,
@@ -54,6 +63,11 @@ import {
 } from './task-item.ts';
 
 export interface DynamoTaskStoreOptions {
+  /**
+   * The store takes the SDK's logger middleware off this client: it filters a deep copy of every
+   * answer (whole records, here) for a logger even when the logger is the default that writes
+   * nothing, which was a tenth of a reaper pass's CPU. Podwarden logs its own requests' failures.
+   */
   client: DynamoDBClient;
   tableName: string;
   /** How long finished tasks, their pod pointers and audit lines are kept; default the policy's. */
@@ -96,6 +110,8 @@ const BATCH_GET_CONCURRENCY = 4;
 const BATCH_RETRIES = 8;
 const BATCH_BACKOFF_BASE_MS = 50;
 const BATCH_BACKOFF_CAP_MS = 2_000;
+/** Index entries read per due-timer query page at the least. */
+const MIN_DUE_PAGE = 100;
 
 /**
  * The TaskStore on one DynamoDB table (layout in schema.ts).
@@ -140,6 +156,7 @@ export class DynamoTaskStore implements TaskStore {
         `DynamoTaskStore options.shards must be a whole number from 1 to ${MAX_DUE_SHARDS}, got ${shards}`,
       );
     }
+    client.middlewareStack.remove('loggerMiddleware');
     this.#client = client;
     this.tableName = tableName;
     this.retentionMs = retentionMs;
@@ -201,9 +218,18 @@ export class DynamoTaskStore implements TaskStore {
     let update: UpdateOfItem | undefined;
     if (previous !== undefined && previous.version === record.version) {
       // toTaskItem writes the version after the write; the stored item carries the one before it.
-      const storedItem = toTaskItem(previous, options).item;
+      const storedPrepared = toTaskItem(previous, { ...options, now: previous.endedAt ?? now });
+      const storedItem = storedPrepared.item;
       storedItem.version = { N: String(previous.version) };
       update = updateOfItem(storedItem, prepared.item);
+      // The pointer must change too (a new pod name, a task ending): go straight to the transaction
+      // instead of sending an update that is bound to fail its condition (a failed conditional
+      // write is billed like a write). `podIndexed` is what the stored item says, not a guess: if
+      // it differs from what `previous` implies, the transaction below is still right.
+      if (storedPrepared.podMarker !== prepared.podMarker) {
+        await this.#putWithPointer(record, prepared, now, previous.podName, update);
+        return stored;
+      }
     }
     const condition = {
       ConditionExpression: '#version = :expected AND #podIndexed = :podMarker',
@@ -318,50 +344,154 @@ export class DynamoTaskStore implements TaskStore {
     }
   }
 
-  async due(now: number, limit: number): Promise<TaskRecord[]> {
+  async due(now: number, limit: number, options: DueOptions = {}): Promise<TaskRecord[]> {
     if (!Number.isFinite(now)) throw new StoreInputError(`due: now must be epoch milliseconds, got ${now}`);
     if (!Number.isSafeInteger(limit) || limit < 1) {
       throw new StoreInputError(`due: limit must be a positive whole number, got ${limit}`);
     }
     const shardNames = Array.from({ length: this.shards }, (_, shard) => dueShardName(shard));
-    const perShard = await Promise.all(shardNames.map((shard) => this.#dueKeys(shard, now, limit)));
+    const perShard = await Promise.all(
+      shardNames.map((shard) => this.#dueKeys(shard, now, limit, options.skip)),
+    );
+    // By the index's sort key: every deadline (stored at its time) before any resync (stored past
+    // RESYNC_LANE_OFFSET_MS).
     const candidates = perShard
       .flat()
-      .sort((a, b) => a.dueAt - b.dueAt || compareStrings(a.taskKey, b.taskKey))
+      .sort((a, b) => a.sortKey - b.sortKey || compareStrings(a.taskKey, b.taskKey))
       .slice(0, limit);
     // The index is eventually consistent: re-read each candidate and keep it only if it is still due.
     const records = await this.#batchGetTasks(candidates.map((candidate) => candidate.taskKey));
+    const lane = (record: TaskRecord) => (dueIsDeadline(record) ? 0 : 1);
     return records
       .filter((record) => record.dueAt !== undefined && record.dueAt <= now)
-      .sort((a, b) => a.dueAt! - b.dueAt! || compareStrings(taskPartitionKey(a.id), taskPartitionKey(b.id)));
+      .sort(
+        (a, b) =>
+          lane(a) - lane(b) ||
+          a.dueAt! - b.dueAt! ||
+          compareStrings(taskPartitionKey(a.id), taskPartitionKey(b.id)),
+      );
   }
 
   async #dueKeys(
     shard: string,
     now: number,
     limit: number,
-  ): Promise<Array<{ taskKey: string; dueAt: number }>> {
-    const keys: Array<{ taskKey: string; dueAt: number }> = [];
+    skip: DueOptions['skip'],
+  ): Promise<Array<{ taskKey: string; sortKey: number }>> {
+    const keys: Array<{ taskKey: string; sortKey: number }> = [];
     let startKey: Item | undefined;
     do {
       const page = await this.#client.send(
         new QueryCommand({
           TableName: this.tableName,
           IndexName: DUE_INDEX_NAME,
-          KeyConditionExpression: '#shard = :shard AND #dueAt <= :now',
+          // Both lanes in one query: deadlines up to now, resyncs up to now past the offset. The
+          // deadlines not due yet lie between the two and are dropped here (a filter expression
+          // may not name a key attribute); they are index keys only, a few bytes each.
+          KeyConditionExpression: '#shard = :shard AND #dueAt <= :resyncNow',
           ExpressionAttributeNames: { '#shard': DUE_SHARD_ATTRIBUTE, '#dueAt': DUE_AT_ATTRIBUTE },
-          ExpressionAttributeValues: { ':shard': { S: shard }, ':now': { N: String(now) } },
+          ExpressionAttributeValues: {
+            ':shard': { S: shard },
+            ':resyncNow': { N: String(now + RESYNC_LANE_OFFSET_MS) },
+          },
           ScanIndexForward: true,
-          Limit: limit - keys.length,
+          // Not fewer than a page's worth: deadlines not due yet and skipped entries are dropped.
+          Limit: Math.max(limit - keys.length, MIN_DUE_PAGE),
           ExclusiveStartKey: startKey,
         }),
       );
       for (const item of page.Items ?? []) {
-        keys.push({ taskKey: item[PARTITION_KEY]!.S!, dueAt: Number(item[DUE_AT_ATTRIBUTE]!.N) });
+        const taskKey = item[PARTITION_KEY]!.S!;
+        const sortKey = Number(item[DUE_AT_ATTRIBUTE]!.N);
+        if (sortKey > now && sortKey < RESYNC_LANE_OFFSET_MS) continue;
+        if (skip?.(dueEntryOf(taskKey, sortKey))) continue;
+        keys.push({ taskKey, sortKey });
       }
       startKey = page.LastEvaluatedKey;
     } while (startKey !== undefined && keys.length < limit);
     return keys;
+  }
+
+  async resyncEntries(cluster: string): Promise<Array<{ id: TaskId; dueAt: number }>> {
+    const prefix = `TASK#${cluster}#`;
+    const shardNames = Array.from({ length: this.shards }, (_, shard) => dueShardName(shard));
+    const perShard = await Promise.all(
+      shardNames.map(async (shard) => {
+        const entries: Array<{ id: TaskId; dueAt: number }> = [];
+        let startKey: Item | undefined;
+        do {
+          const page = await this.#client.send(
+            new QueryCommand({
+              TableName: this.tableName,
+              IndexName: DUE_INDEX_NAME,
+              KeyConditionExpression: '#shard = :shard AND #dueAt >= :resyncLane',
+              ExpressionAttributeNames: { '#shard': DUE_SHARD_ATTRIBUTE, '#dueAt': DUE_AT_ATTRIBUTE },
+              ExpressionAttributeValues: {
+                ':shard': { S: shard },
+                ':resyncLane': { N: String(RESYNC_LANE_OFFSET_MS) },
+              },
+              ExclusiveStartKey: startKey,
+            }),
+          );
+          for (const item of page.Items ?? []) {
+            const taskKey = item[PARTITION_KEY]!.S!;
+            if (!taskKey.startsWith(prefix)) continue;
+            const rest = taskKey.slice(prefix.length);
+            const cut = rest.indexOf('#');
+            entries.push({
+              id: { cluster, namespace: rest.slice(0, cut), key: rest.slice(cut + 1) },
+              dueAt: Number(item[DUE_AT_ATTRIBUTE]!.N) - RESYNC_LANE_OFFSET_MS,
+            });
+          }
+          startKey = page.LastEvaluatedKey;
+        } while (startKey !== undefined);
+        return entries;
+      }),
+    );
+    return perShard.flat();
+  }
+
+  async noteResyncPass(cluster: string, startedAt: number): Promise<void> {
+    if (!Number.isSafeInteger(startedAt) || startedAt < 0)
+      throw new StoreInputError(`noteResyncPass: startedAt must be epoch milliseconds, got ${startedAt}`);
+    try {
+      await this.#client.send(
+        new PutItemCommand({
+          TableName: this.tableName,
+          Item: {
+            [PARTITION_KEY]: { S: RESYNC_PASSES_PARTITION_KEY },
+            [SORT_KEY]: { S: keyPartOrThrow('cluster', cluster) },
+            startedAt: { N: String(startedAt) },
+          },
+          // Passes may overlap: a later note of an earlier pass must not move the mark back.
+          ConditionExpression: 'attribute_not_exists(#startedAt) OR #startedAt < :startedAt',
+          ExpressionAttributeNames: { '#startedAt': 'startedAt' },
+          ExpressionAttributeValues: { ':startedAt': { N: String(startedAt) } },
+        }),
+      );
+    } catch (error) {
+      if (!isConditionalCheckFailure(error)) throw error;
+    }
+  }
+
+  async resyncPasses(): Promise<Map<string, number>> {
+    const passes = new Map<string, number>();
+    let startKey: Item | undefined;
+    do {
+      const page = await this.#client.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          KeyConditionExpression: '#pk = :pk',
+          ExpressionAttributeNames: { '#pk': PARTITION_KEY },
+          ExpressionAttributeValues: { ':pk': { S: RESYNC_PASSES_PARTITION_KEY } },
+          ConsistentRead: true,
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      for (const item of page.Items ?? []) passes.set(item[SORT_KEY]!.S!, Number(item.startedAt!.N));
+      startKey = page.LastEvaluatedKey;
+    } while (startKey !== undefined);
+    return passes;
   }
 
   async #batchGetTasks(taskKeys: string[]): Promise<TaskRecord[]> {
@@ -572,6 +702,19 @@ export class DynamoTaskStore implements TaskStore {
       throw error;
     }
   }
+}
+
+/** What a due-index entry says by its keys alone: `TASK#<cluster>#<namespace>#<key>` and the sort key. */
+function dueEntryOf(taskKey: string, sortKey: number): DueEntry {
+  const [, cluster = '', namespace = ''] = taskKey.split('#', 3);
+  const resync = sortKey >= RESYNC_LANE_OFFSET_MS;
+  return { cluster, namespace, dueAt: resync ? sortKey - RESYNC_LANE_OFFSET_MS : sortKey, resync };
+}
+
+function keyPartOrThrow(what: string, value: string): string {
+  if (typeof value !== 'string' || value === '' || value.includes('#'))
+    throw new StoreInputError(`${what} must be a non-empty string without '#', got ${JSON.stringify(value)}`);
+  return value;
 }
 
 function isConditionalCheckFailure(error: unknown): boolean {

@@ -12,6 +12,7 @@ import type { TaskId } from '../core/task.ts';
  * | audit line  | TASK#<cluster>#<namespace>#<key>    | AUDIT#<at, 15 digits>#<seq> |
  * | pod pointer | POD#<cluster>#<namespace>#<podName> | POD                         |
  * | seen event  | SEEN#<eventId>                      | SEEN                        |
+ * | resync pass | RESYNC#PASSES                       | <cluster>                   |
  *
  * Task items that have a `dueAt` also carry `dueShard` (DUE#<n>), which puts them in the sparse
  * due-timer index (partition `dueShard`, sort `dueAt`): the timer queries each shard for
@@ -34,6 +35,16 @@ export const LIST_SHARD_ATTRIBUTE = 'listShard';
 export const LIST_SORT_ATTRIBUTE = 'firstSeenAt';
 /** Non-key attributes the listing index carries: enough to filter by cluster, namespace, task or pod. */
 export const LIST_PROJECTED_ATTRIBUTES: readonly string[] = ['id', 'podName'];
+/**
+ * Two lanes in the due-timer index, told apart by the sort key alone: a deadline (a back-off, a
+ * re-check, a grace, an owed audit) is stored at its time; a due time that is only the periodic
+ * resync is stored this far ahead of it (the record reads back its real `dueAt`). One query per
+ * shard, `dueAt <= now + offset` filtered to the two due ranges, then answers every deadline before
+ * any resync, so a backlog of resyncs never holds up a re-create; and the keys alone say which lane
+ * an entry is in, so a timer can pass over resyncs without reading their records. 10^15 ms is about
+ * 31,700 years: no real time reaches it, and it is still an exact integer in a double.
+ */
+export const RESYNC_LANE_OFFSET_MS = 1e15;
 /** Epoch seconds; DynamoDB's TTL deletes the item some time after it passes. */
 export const TTL_ATTRIBUTE = 'expiresAt';
 
@@ -44,6 +55,8 @@ export const TTL_ATTRIBUTE = 'expiresAt';
 export const DEFAULT_DUE_SHARDS = 8;
 export const MAX_DUE_SHARDS = 64;
 
+/** The partition of the resync-pass notes: when a reaper pass last re-read every task of a cluster. */
+export const RESYNC_PASSES_PARTITION_KEY = 'RESYNC#PASSES';
 export const TASK_SORT_KEY = 'TASK';
 export const POD_SORT_KEY = 'POD';
 export const SEEN_SORT_KEY = 'SEEN';

@@ -1,10 +1,12 @@
 import { gunzipSync, gzipSync } from 'node:zlib';
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import { dueIsDeadline } from '../core/engine.ts';
 import { type AuditEntry, RecordTooLargeError } from '../core/ports.ts';
 import { isTerminal, type TaskRecord } from '../core/task.ts';
 import { fromAttribute, itemSizeBytes, toAttribute, toAttributeMap } from './attribute-codec.ts';
 import {
   auditSortKey,
+  DUE_AT_ATTRIBUTE,
   DUE_SHARD_ATTRIBUTE,
   dueShardOf,
   LIST_SHARD_ATTRIBUTE,
@@ -12,6 +14,7 @@ import {
   PARTITION_KEY,
   POD_SORT_KEY,
   podPartitionKey,
+  RESYNC_LANE_OFFSET_MS,
   SORT_KEY,
   StoreInputError,
   TASK_SORT_KEY,
@@ -97,7 +100,10 @@ export function toTaskItem(record: TaskRecord, options: TaskItemOptions): TaskIt
   }
   item.version = { N: String(record.version + 1) };
 
-  if (record.dueAt !== undefined) item[DUE_SHARD_ATTRIBUTE] = { S: dueShardOf(taskKey, options.shards) };
+  if (record.dueAt !== undefined) {
+    item[DUE_SHARD_ATTRIBUTE] = { S: dueShardOf(taskKey, options.shards) };
+    if (!dueIsDeadline(record)) item[DUE_AT_ATTRIBUTE] = { N: String(record.dueAt + RESYNC_LANE_OFFSET_MS) };
+  }
   item[LIST_SHARD_ATTRIBUTE] = { S: listShardOf(taskKey, options.shards) };
 
   let expiresAt: number | undefined;
@@ -188,6 +194,8 @@ export function fromTaskItem(item: Item): TaskRecord {
   for (const [name, value] of Object.entries(item)) {
     if (!STORAGE_ATTRIBUTES.has(name)) fields[name] = fromAttribute(value, name);
   }
+  if (typeof fields.dueAt === 'number' && fields.dueAt >= RESYNC_LANE_OFFSET_MS)
+    fields.dueAt -= RESYNC_LANE_OFFSET_MS;
   const json = item[CAPTURED_JSON_ATTRIBUTE]?.S;
   const compressed = item[CAPTURED_GZIP_ATTRIBUTE]?.B;
   if (json !== undefined) fields.captured = JSON.parse(json);

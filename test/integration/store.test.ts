@@ -837,6 +837,40 @@ describe('writes of what changed (put with the record as read)', () => {
     }
   });
 
+  it('sends one transaction, and no update bound to fail, when a new pod or the end changes the pointer', async () => {
+    const v1 = await store.put(freshRecord(), NOW);
+    const { cluster, namespace } = v1.id;
+    const { store: observed, sent, close } = recordingStore();
+    try {
+      const newPod = `${v1.podName}-try2`;
+      const v2 = await observed.put({ ...v1, tryNumber: 2, highestTry: 2, podName: newPod }, NOW + 1_000, v1);
+      const endedAt = NOW + 2_000;
+      const v3 = await observed.put({ ...v2, state: 'Succeeded', endedAt, mainExitCode: 0 }, endedAt, v2);
+      // A failed conditional write costs a write unit like a successful one: none is sent.
+      expect(sent.map((request) => request.command)).toEqual([
+        'TransactWriteItemsCommand',
+        'TransactWriteItemsCommand',
+      ]);
+      expect(await store.get(v1.id)).toEqual(v3);
+      expect((await store.findByPod(cluster, namespace, v1.podName))?.podName).toBe(newPod);
+      const expected = String(Math.ceil((endedAt + RETENTION_MS) / 1000));
+      expect((await rawPodPointer(v3.id, newPod))?.expiresAt).toEqual({ N: expected });
+    } finally {
+      close();
+    }
+  });
+
+  it('still keeps the pointer in step when the record given as read carries a stale pointer marker', async () => {
+    // Written whole (no record as read), so the item's pointer marker is whatever that write made;
+    // an update that trusts the marker it computes must still fall back to the transaction.
+    const v1 = await store.put(freshRecord({ state: 'Succeeded', endedAt: undefined, mainExitCode: 0 }), NOW);
+    const { cluster, namespace } = v1.id;
+    const newPod = `${v1.podName}-b`;
+    const v2 = await store.put({ ...v1, podName: newPod, message: 'moved' }, NOW + 5_000, v1);
+    expect(await store.get(v1.id)).toEqual(v2);
+    expect(await store.findByPod(cluster, namespace, newPod)).toEqual(v2);
+  });
+
   it('refuses an update that would make the item too large, and keeps the stored version', async () => {
     const v1 = await store.put(freshRecord(), NOW);
     const captured = makeCapturedPod();
@@ -856,5 +890,138 @@ describe('writes of what changed (put with the record as read)', () => {
     } finally {
       close();
     }
+  });
+});
+
+describe('due lanes and resync passes', () => {
+  let laneTable: TestTable;
+  let laneStore: DynamoTaskStore;
+
+  beforeAll(async () => {
+    laneTable = await createTestTable('lanes');
+    laneStore = new DynamoTaskStore({ client: laneTable.client, tableName: laneTable.tableName, shards: 4 });
+  });
+
+  afterAll(async () => {
+    await laneTable?.drop();
+  });
+
+  // Running with its main container started: due only for its resync.
+  const resyncOnly = (dueAt: number, message: string, cluster = 'eks-prod') =>
+    freshRecord({ id: makeTaskId({ cluster, key: `lanes/${message}/run/-1` }), dueAt, message });
+  // Waiting for its re-create's back-off: due for a deadline.
+  const recreateDue = (dueAt: number, message: string) =>
+    freshRecord({
+      id: makeTaskId({ key: `lanes/${message}/run/-1` }),
+      state: 'Recovering',
+      message,
+      dueAt,
+      disruption: {
+        podUid: 'uid-old',
+        evidence: [],
+        nextAttempt: 2,
+        goneAt: dueAt - 2_000,
+        recreateAt: dueAt,
+      },
+    });
+
+  it('answers every due deadline before any due resync, however much older the resyncs are', async () => {
+    const resyncs = [-600_000, -500_000, -400_000].map((offset, index) =>
+      resyncOnly(NOW + offset, `resync ${index}`),
+    );
+    const deadlines = [-2_000, -1_000].map((offset, index) => recreateDue(NOW + offset, `deadline ${index}`));
+    for (const record of [...resyncs, ...deadlines]) await laneStore.put(record, NOW - 700_000);
+    await laneStore.put(recreateDue(NOW + 5_000, 'deadline later'), NOW - 700_000);
+
+    const due = await laneStore.due(NOW, 100);
+    expect(due.map((record) => record.message)).toEqual([
+      'deadline 0',
+      'deadline 1',
+      'resync 0',
+      'resync 1',
+      'resync 2',
+    ]);
+    // A round of two holds the deadlines, not the three older resyncs.
+    expect((await laneStore.due(NOW, 2)).map((record) => record.message)).toEqual([
+      'deadline 0',
+      'deadline 1',
+    ]);
+    // The record reads back its own due time; only the index key is set apart.
+    expect((await laneStore.get(resyncs[0]!.id))?.dueAt).toBe(NOW - 600_000);
+    const item = await rawItem(taskPartitionKey(resyncs[0]!.id), TASK_SORT_KEY, laneTable);
+    expect(Number(item?.dueAt?.N)).toBeGreaterThan(NOW * 100);
+  });
+
+  it('passes over the entries a skip names by their keys, without reading their records', async () => {
+    const client = localDynamoDBClient();
+    const requests: string[] = [];
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        requests.push(context.commandName ?? '');
+        if (context.commandName === 'BatchGetItemCommand') {
+          const keys = Object.values(
+            (args.input as { RequestItems: Record<string, { Keys: unknown[] }> }).RequestItems,
+          ).flatMap((request) => request.Keys);
+          requests.push(`keys:${keys.length}`);
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'recordRequests' },
+    );
+    try {
+      const skipping = new DynamoTaskStore({ client, tableName: laneTable.tableName, shards: 4 });
+      const seen: Array<{ resync: boolean; cluster: string }> = [];
+      const due = await skipping.due(NOW, 100, {
+        skip: (entry) => {
+          seen.push({ resync: entry.resync, cluster: entry.cluster });
+          return entry.resync;
+        },
+      });
+      expect(due.map((record) => record.message)).toEqual(['deadline 0', 'deadline 1']);
+      expect(seen.filter((entry) => entry.resync)).toHaveLength(3);
+      expect(seen.every((entry) => entry.cluster === 'eks-prod')).toBe(true);
+      // Only the two deadlines' records were read.
+      expect(requests).toContain('keys:2');
+      expect(requests.filter((request) => request.startsWith('keys:'))).toEqual(['keys:2']);
+    } finally {
+      client.destroy();
+    }
+  });
+
+  it("lists a cluster's resync entries, and leaves out deadlines, ended tasks and other clusters", async () => {
+    const other = await laneStore.put(resyncOnly(NOW + 60_000, 'other cluster', 'eks-other'), NOW);
+    const ended = await laneStore.put(
+      freshRecord({ id: makeTaskId({ key: 'lanes/ended/run/-1' }), state: 'Succeeded', endedAt: NOW }),
+      NOW,
+    );
+    const future = await laneStore.put(resyncOnly(NOW + 600_000, 'resync later'), NOW);
+    const entries = await laneStore.resyncEntries('eks-prod');
+    const keys = entries.map((entry) => entry.id.key).sort();
+    expect(keys).toEqual(
+      ['lanes/resync 0/run/-1', 'lanes/resync 1/run/-1', 'lanes/resync 2/run/-1', future.id.key].sort(),
+    );
+    expect(entries.find((entry) => entry.id.key === future.id.key)).toEqual({
+      id: future.id,
+      dueAt: NOW + 600_000,
+    });
+    expect(keys).not.toContain(other.id.key);
+    expect(keys).not.toContain(ended.id.key);
+    expect((await laneStore.resyncEntries('eks-other')).map((entry) => entry.id)).toEqual([other.id]);
+  });
+
+  it('keeps the latest resync pass per cluster and never moves it back', async () => {
+    expect(await laneStore.resyncPasses()).toEqual(new Map());
+    await laneStore.noteResyncPass('eks-prod', NOW);
+    await laneStore.noteResyncPass('eks-other', NOW - 5_000);
+    await laneStore.noteResyncPass('eks-prod', NOW - 60_000);
+    expect(await laneStore.resyncPasses()).toEqual(
+      new Map([
+        ['eks-prod', NOW],
+        ['eks-other', NOW - 5_000],
+      ]),
+    );
+    await laneStore.noteResyncPass('eks-prod', NOW + 300_000);
+    expect((await laneStore.resyncPasses()).get('eks-prod')).toBe(NOW + 300_000);
+    await expect(laneStore.noteResyncPass('a#b', NOW)).rejects.toThrow(/cluster must be/);
   });
 });

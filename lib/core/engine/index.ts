@@ -26,7 +26,7 @@ import { onPodGone, onPodSeen } from './tracking.ts';
 export { pullRecheckMs, recreateBackoffMs } from './backoff.ts';
 export { isOrchestratorFinished, isOrchestratorState, ORCHESTRATOR_STATES } from './orchestrator.ts';
 export type { Decision } from './run.ts';
-export { nextDeadline, nextDue } from './timers.ts';
+export { dueIsDeadline, nextDeadline, nextDue } from './timers.ts';
 
 /**
  * A new record for a managed pod seen for the first time. Returns undefined for a pod that is not

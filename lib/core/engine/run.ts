@@ -34,7 +34,11 @@ export class Run {
   readonly dueBefore: number | undefined;
 
   constructor(task: TaskRecord, now: number, policy: Policy) {
-    this.t = structuredClone(task);
+    // The captured spec is never changed in place, only replaced or dropped: it is shared instead of
+    // copied, which is most of a record, and lets callers see it unchanged by reference.
+    this.t = structuredClone({ ...task, captured: undefined });
+    if (task.captured === undefined) delete this.t.captured;
+    else this.t.captured = task.captured;
     this.now = now;
     this.policy = policy;
     this.dueBefore = task.dueAt;

@@ -3,7 +3,7 @@
  * the observation was, the same evaluation runs, so a lost or duplicated event only changes when a
  * task converges, never where.
  */
-import type { Policy } from '../policy.ts';
+import { DEFAULT_POLICY, type Policy } from '../policy.ts';
 import { isTerminal, type TaskRecord } from '../task.ts';
 import { ageHint, RECHECK_MS, recreateWhenDue } from './disruption.ts';
 import { pullDeadlineOrRecheck } from './image-pull.ts';
@@ -60,7 +60,12 @@ export function nextDeadline(t: TaskRecord, policy: Policy, now: number): number
   if (isTerminal(t.state)) return undefined;
   const d = t.disruption;
   if (t.state === 'Recovering' && d) {
-    if (d.recreateAt === undefined) return now + RECHECK_MS; // the old pod's deletion event may be lost
+    if (d.recreateAt === undefined) {
+      // The old pod's deletion event may be lost: look again soon. A look already due within that
+      // time is kept, so that every reconcile meanwhile does not move it and rewrite the record.
+      const pending = t.dueAt !== undefined && t.dueAt > now && t.dueAt <= now + RECHECK_MS;
+      return pending ? t.dueAt : now + RECHECK_MS;
+    }
     return d.recreateIssuedAt === undefined ? d.recreateAt : d.recreateIssuedAt + RECHECK_MS;
   }
   const candidates: number[] = [];
@@ -71,6 +76,17 @@ export function nextDeadline(t: TaskRecord, policy: Policy, now: number): number
   if (t.mainTerminatedAt !== undefined) candidates.push(t.mainTerminatedAt + policy.sidecarGraceMs);
   if (!t.mainStarted) candidates.push(t.attemptSince + policy.startupDeadlineMs);
   return candidates.length === 0 ? undefined : Math.min(...candidates);
+}
+
+/**
+ * Whether the task's `dueAt` is a deadline it waits for (a back-off, a re-check, a grace, an owed
+ * audit entry), as opposed to only its periodic resync. Only the kind matters here, not the time,
+ * and which deadlines exist does not depend on the policy's values.
+ */
+export function dueIsDeadline(t: TaskRecord): boolean {
+  if (t.dueAt === undefined) return false;
+  if ((t.intents?.length ?? 0) > 0) return true;
+  return nextDeadline(t, DEFAULT_POLICY, t.dueAt) !== undefined;
 }
 
 /**

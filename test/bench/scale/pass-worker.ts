@@ -54,7 +54,31 @@ const store: TaskStore = countingPort(
   counts,
   'store',
 );
-const cluster: Cluster = countingPort(new KubeCluster(async () => kc), counts, 'cluster');
+const kube = new KubeCluster(async () => kc);
+// Pages of a paged list, besides the call itself: the API server's view of what a list costs.
+const paging: Cluster = {
+  getPod: (...args) => kube.getPod(...args),
+  createPod: (...args) => kube.createPod(...args),
+  deletePod: (...args) => kube.deletePod(...args),
+  listEvents: (...args) => kube.listEvents(...args),
+  createEvent: (...args) => kube.createEvent(...args),
+  listPods: (name, options) => {
+    const onPage = options.onPage;
+    return kube.listPods(
+      name,
+      onPage
+        ? {
+            ...options,
+            onPage: async (pods) => {
+              counts.add('cluster.list pages');
+              await onPage(pods);
+            },
+          }
+        : options,
+    );
+  },
+};
+const cluster: Cluster = countingPort(paging, counts, 'cluster');
 const deps: ReconcilerDeps = {
   store,
   cluster,
