@@ -359,7 +359,8 @@ describe('check function: per-record results', () => {
 
 describe('runDueCheck', () => {
   it('waits out a check that came less than the tolerance early, and skips one that came earlier', async () => {
-    const now = Date.now();
+    const start = Date.now();
+    let now = start;
     const { reconciler } = reconcilerDeps(containerDeps(), 'check');
     const deps = { ...reconciler, clock: () => now };
     const soon = makeTaskRecord({
@@ -369,12 +370,17 @@ describe('runDueCheck', () => {
     });
     const later = makeTaskRecord({
       id: { cluster: CLUSTER, namespace, key: `etl/later-still/${RUN_ID}/-1` },
-      dueAt: now + EARLY_TOLERANCE_MS + 1,
+      // Asked right after the first check's 1.5 s wait.
+      dueAt: start + 1_500 + EARLY_TOLERANCE_MS + 1,
     });
     await store.put(soon, now);
     await store.put(later, now);
     const waits: number[] = [];
-    const sleep = async (ms: number) => void waits.push(ms);
+    // The check waits until the clock reaches the due time: this clock moves only by the waits.
+    const sleep = async (ms: number) => {
+      waits.push(ms);
+      now += ms;
+    };
 
     // The SQS delay was rounded down: the handler waits the remaining 1.5 s, then reconciles (its
     // pod never existed on the cluster, so the task ends as deleted by someone else).
