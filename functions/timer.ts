@@ -20,7 +20,6 @@ export async function handleTimer(event: unknown, deps: ContainerDeps): Promise<
   const intake = scheduleIntake(event, TIMER_PASS);
   if (!intake.ok) return rejectMalformed(intake.problem, event, keeper('timer', deps));
   const { reconciler, store } = reconcilerDeps(deps, 'timer');
-  const startedAt = deps.clock();
   let result: TimerPassResult;
   try {
     result = await runTimerPass(reconciler, deps.config.timerBatchSize);
@@ -30,8 +29,7 @@ export async function handleTimer(event: unknown, deps: ContainerDeps): Promise<
     throw error;
   }
   // How late the most overdue task was picked up: grows when passes fall behind or stop running.
-  const lagSeconds =
-    store.oldestDueAt === undefined ? 0 : Math.max(0, (startedAt - store.oldestDueAt) / 1000);
+  const lagSeconds = Math.max(0, (store.maxLatenessMs ?? 0) / 1000);
   seconds(METRIC.timerLagSeconds, lagSeconds);
   if (result.failed > 0) count(METRIC.reconcileErrors, result.failed);
   logger.info('timer pass', { ...result, lagSeconds });

@@ -17,8 +17,11 @@ export class MeteredStore implements TaskStore {
   readonly #inner: TaskStore;
   readonly #count: Count;
   readonly #counted = new Set<string>();
-  /** The earliest `dueAt` among the tasks `due` returned in this invocation. */
-  oldestDueAt: number | undefined;
+  /**
+   * How late the most overdue task `due` returned in this invocation was, in milliseconds, as of
+   * the query that returned it (not the invocation's start: a task can come due in between).
+   */
+  maxLatenessMs: number | undefined;
 
   constructor(inner: TaskStore, count: Count) {
     this.#inner = inner;
@@ -42,8 +45,7 @@ export class MeteredStore implements TaskStore {
   async due(now: number, limit: number, options?: DueOptions): Promise<TaskRecord[]> {
     const tasks = await this.#inner.due(now, limit, options);
     for (const task of tasks) {
-      if (task.dueAt !== undefined && (this.oldestDueAt === undefined || task.dueAt < this.oldestDueAt))
-        this.oldestDueAt = task.dueAt;
+      if (task.dueAt !== undefined) this.maxLatenessMs = Math.max(this.maxLatenessMs ?? 0, now - task.dueAt);
     }
     return tasks;
   }
