@@ -11,7 +11,7 @@
  * not share the two cores with them.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, openSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { beforeAll, describe, expect, test } from 'vitest';
@@ -56,7 +56,6 @@ const outcomes = new Map<string, PytestOutcome>();
 let exitCode: number | null = null;
 
 beforeAll(async () => {
-  const { openSync } = await import('node:fs');
   const log = openSync(logPath, 'w');
   exitCode = await new Promise<number | null>((done, fail) => {
     const child = spawn(python, ['-m', 'pytest', '-p', 'no:cacheprovider', '-rA'], {
