@@ -379,36 +379,23 @@ export class DynamoTaskStore implements TaskStore {
     skip: DueOptions['skip'],
   ): Promise<Array<{ taskKey: string; sortKey: number }>> {
     const keys: Array<{ taskKey: string; sortKey: number }> = [];
-    let startKey: Item | undefined;
-    do {
-      const page = await this.#client.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          IndexName: DUE_INDEX_NAME,
-          // Both lanes in one query: deadlines up to now, resyncs up to now past the offset. The
-          // deadlines not due yet lie between the two and are dropped here (a filter expression
-          // may not name a key attribute); they are index keys only, a few bytes each.
-          KeyConditionExpression: '#shard = :shard AND #dueAt <= :resyncNow',
-          ExpressionAttributeNames: { '#shard': DUE_SHARD_ATTRIBUTE, '#dueAt': DUE_AT_ATTRIBUTE },
-          ExpressionAttributeValues: {
-            ':shard': { S: shard },
-            ':resyncNow': { N: String(now + RESYNC_LANE_OFFSET_MS) },
-          },
-          ScanIndexForward: true,
-          // Not fewer than a page's worth: deadlines not due yet and skipped entries are dropped.
-          Limit: Math.max(limit - keys.length, MIN_DUE_PAGE),
-          ExclusiveStartKey: startKey,
-        }),
-      );
-      for (const item of page.Items ?? []) {
-        const taskKey = item[PARTITION_KEY]!.S!;
-        const sortKey = Number(item[DUE_AT_ATTRIBUTE]!.N);
-        if (sortKey > now && sortKey < RESYNC_LANE_OFFSET_MS) continue;
-        if (skip?.(dueEntryOf(taskKey, sortKey))) continue;
+    // Both lanes in one query: deadlines up to now, resyncs up to now past the offset. The
+    // deadlines not due yet lie between the two and are dropped here (a filter expression may not
+    // name a key attribute); they are index keys only, a few bytes each.
+    await this.#readDueIndex(
+      shard,
+      { condition: '#dueAt <= :bound', bound: now + RESYNC_LANE_OFFSET_MS },
+      {
+        // Not fewer than a page's worth: deadlines not due yet and skipped entries are dropped.
+        limit: () => Math.max(limit - keys.length, MIN_DUE_PAGE),
+        more: () => keys.length < limit,
+      },
+      (taskKey, sortKey) => {
+        if (sortKey > now && sortKey < RESYNC_LANE_OFFSET_MS) return;
+        if (skip?.(dueEntryOf(taskKey, sortKey))) return;
         keys.push({ taskKey, sortKey });
-      }
-      startKey = page.LastEvaluatedKey;
-    } while (startKey !== undefined && keys.length < limit);
+      },
+    );
     return keys;
   }
 
@@ -418,37 +405,54 @@ export class DynamoTaskStore implements TaskStore {
     const perShard = await Promise.all(
       shardNames.map(async (shard) => {
         const entries: Array<{ id: TaskId; dueAt: number }> = [];
-        let startKey: Item | undefined;
-        do {
-          const page = await this.#client.send(
-            new QueryCommand({
-              TableName: this.tableName,
-              IndexName: DUE_INDEX_NAME,
-              KeyConditionExpression: '#shard = :shard AND #dueAt >= :resyncLane',
-              ExpressionAttributeNames: { '#shard': DUE_SHARD_ATTRIBUTE, '#dueAt': DUE_AT_ATTRIBUTE },
-              ExpressionAttributeValues: {
-                ':shard': { S: shard },
-                ':resyncLane': { N: String(RESYNC_LANE_OFFSET_MS) },
-              },
-              ExclusiveStartKey: startKey,
-            }),
-          );
-          for (const item of page.Items ?? []) {
-            const taskKey = item[PARTITION_KEY]!.S!;
-            if (!taskKey.startsWith(prefix)) continue;
+        await this.#readDueIndex(
+          shard,
+          { condition: '#dueAt >= :bound', bound: RESYNC_LANE_OFFSET_MS },
+          {},
+          (taskKey, sortKey) => {
+            if (!taskKey.startsWith(prefix)) return;
             const rest = taskKey.slice(prefix.length);
             const cut = rest.indexOf('#');
             entries.push({
               id: { cluster, namespace: rest.slice(0, cut), key: rest.slice(cut + 1) },
-              dueAt: Number(item[DUE_AT_ATTRIBUTE]!.N) - RESYNC_LANE_OFFSET_MS,
+              dueAt: sortKey - RESYNC_LANE_OFFSET_MS,
             });
-          }
-          startKey = page.LastEvaluatedKey;
-        } while (startKey !== undefined);
+          },
+        );
         return entries;
       }),
     );
     return perShard.flat();
+  }
+
+  /**
+   * One shard of the due index (keys only), oldest first, page by page: `pages.limit` gives each
+   * page's Limit (none without it), `pages.more` whether to read on after a page (yes without it).
+   */
+  async #readDueIndex(
+    shard: string,
+    range: { condition: string; bound: number },
+    pages: { limit?: () => number; more?: () => boolean },
+    onEntry: (taskKey: string, sortKey: number) => void,
+  ): Promise<void> {
+    let startKey: Item | undefined;
+    do {
+      const page = await this.#client.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          IndexName: DUE_INDEX_NAME,
+          KeyConditionExpression: `#shard = :shard AND ${range.condition}`,
+          ExpressionAttributeNames: { '#shard': DUE_SHARD_ATTRIBUTE, '#dueAt': DUE_AT_ATTRIBUTE },
+          ExpressionAttributeValues: { ':shard': { S: shard }, ':bound': { N: String(range.bound) } },
+          ScanIndexForward: true,
+          ...(pages.limit ? { Limit: pages.limit() } : {}),
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      for (const item of page.Items ?? [])
+        onEntry(item[PARTITION_KEY]!.S!, Number(item[DUE_AT_ATTRIBUTE]!.N));
+      startKey = page.LastEvaluatedKey;
+    } while (startKey !== undefined && (pages.more?.() ?? true));
   }
 
   async noteResyncPass(cluster: string, startedAt: number): Promise<void> {
