@@ -218,7 +218,7 @@ async function showTask(
 ): Promise<number> {
   let task: TaskRecord | undefined;
   if (scope.cluster !== undefined && scope.namespace !== undefined) {
-    // Both known: the record's own key, else the pod pointer; two consistent reads, no index.
+    // Both known: the record's own key, else the pod index (the task that holds the pod name now).
     task =
       (await store.get({ cluster: scope.cluster, namespace: scope.namespace, key: wanted })) ??
       (await store.findByPod(scope.cluster, scope.namespace, wanted));

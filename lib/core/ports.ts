@@ -69,7 +69,11 @@ export interface TaskStore {
    * due for a deadline before any task due only for its resync, each kind oldest first.
    */
   due(now: number, limit: number, options?: DueOptions): Promise<TaskRecord[]>;
-  /** The task that last owned this pod name (pod names are unique per namespace at any moment). */
+  /**
+   * The task that holds this pod name now, else the one that last gave it up for a new try (pod
+   * names are unique per namespace at any moment). In DynamoDB the pod index behind it is
+   * eventually consistent: a task written a moment ago may not be found yet; its resync finds it.
+   */
   findByPod(cluster: string, namespace: string, podName: string): Promise<TaskRecord | undefined>;
   appendAudit(id: TaskId, entries: AuditEntry[]): Promise<void>;
   listAudit(id: TaskId, limit?: number): Promise<AuditEntry[]>;

@@ -7,8 +7,6 @@ import {
   GetItemCommand,
   PutItemCommand,
   QueryCommand,
-  type TransactWriteItem,
-  TransactWriteItemsCommand,
   UpdateItemCommand,
   type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
@@ -36,6 +34,10 @@ import {
   listShardName,
   MAX_DUE_SHARDS,
   PARTITION_KEY,
+  POD_INDEX_NAME,
+  POD_REF_ATTRIBUTE,
+  POD_SINCE_ATTRIBUTE,
+  podPartitionKey,
   RESYNC_LANE_OFFSET_MS,
   RESYNC_PASSES_PARTITION_KEY,
   SEEN_SORT_KEY,
@@ -50,15 +52,12 @@ import {
   fromAuditItem,
   fromTaskItem,
   type Item,
-  POD_INDEXED_ATTRIBUTE,
   podItemKey,
   TASK_KEY_ATTRIBUTE,
-  type TaskItem,
   taskItemKey,
   toAuditItem,
-  toPodItem,
+  toOldPodItem,
   toTaskItem,
-  type UpdateOfItem,
   updateOfItem,
 } from './task-item.ts';
 
@@ -110,6 +109,8 @@ const BATCH_GET_CONCURRENCY = 4;
 const BATCH_RETRIES = 8;
 const BATCH_BACKOFF_BASE_MS = 50;
 const BATCH_BACKOFF_CAP_MS = 2_000;
+/** Tasks holding one pod name that findByPod reads at most: more than one is already rare. */
+const POD_HOLDERS_READ = 10;
 /** Index entries read per due-timer query page at the least. */
 const MIN_DUE_PAGE = 100;
 
@@ -192,56 +193,57 @@ export class DynamoTaskStore implements TaskStore {
   }
 
   /**
-   * Writes the task item, and keeps the pod pointer that `findByPod` reads in step with it.
+   * Writes the task item: one write, conditional on the version that was read, whatever changed.
    *
-   * The pointer is an item of its own (PK `POD#...`), read with a consistent read, so an event that
-   * names a pod finds its task right after the task is written; an index would be only eventually
-   * consistent. The task item remembers which pointer it last wrote (`podIndexed`: pod name and
-   * expiry). The usual write, same pod and same liveness, is one conditional PutItem on
-   * `version` and `podIndexed`. When the pod name or the expiry changes (a new task, a new try, a
-   * task ending), that condition fails and the write becomes one transaction: the task put
-   * (conditional on the version), the new pointer, and an expiry for the previous pod's pointer.
+   * The item is its own entry in the pod index that `findByPod` reads (`podRef`, `podSince`), so
+   * no pointer item is written beside it, and the entry changes only when the pod name does.
+   * When a task moves to a new try's pod, the name it gives up is kept as an old-pod item with the
+   * retention expiry, so that late events about the old pod still find the task. It is written
+   * first: a conflict after it leaves only a true statement (the task did own that pod).
    *
-   * Given `previous` (the record as read at `record.version`), the task write is an UpdateItem of
-   * the attributes that differ from it instead of a PutItem of the whole item: the captured spec,
+   * Given `previous` (the record as read at `record.version`), the write is an UpdateItem of the
+   * attributes that differ from it instead of a PutItem of the whole item: the captured spec,
    * which never changes after its capture, is sent once, with the task's first write.
    */
   async put(record: TaskRecord, now: number, previous?: TaskRecord): Promise<TaskRecord> {
     const options = { shards: this.shards, retentionMs: this.retentionMs, now };
     const prepared = toTaskItem(record, options);
     const stored: TaskRecord = { ...record, version: record.version + 1 };
+    const taskKey = prepared.key[PARTITION_KEY]!.S!;
+    const podSince = { N: String(now) };
     if (record.version === 0) {
-      await this.#putWithPointer(record, prepared, now, undefined, undefined);
+      prepared.item[POD_SINCE_ATTRIBUTE] = podSince;
+      try {
+        await this.#client.send(
+          new PutItemCommand({
+            TableName: this.tableName,
+            Item: prepared.item,
+            ConditionExpression: 'attribute_not_exists(#pk)',
+            ExpressionAttributeNames: { '#pk': PARTITION_KEY },
+          }),
+        );
+      } catch (error) {
+        if (isConditionalCheckFailure(error)) throw new VersionConflictError(record.id, record.version);
+        throw error;
+      }
       return stored;
     }
-    // The stored item is the one `previous` was read from only if their versions match.
-    let update: UpdateOfItem | undefined;
-    if (previous !== undefined && previous.version === record.version) {
-      // toTaskItem writes the version after the write; the stored item carries the one before it.
-      const storedPrepared = toTaskItem(previous, { ...options, now: previous.endedAt ?? now });
-      const storedItem = storedPrepared.item;
-      storedItem.version = { N: String(previous.version) };
-      update = updateOfItem(storedItem, prepared.item);
-      // The pointer must change too (a new pod name, a task ending): go straight to the transaction
-      // instead of sending an update that is bound to fail its condition (a failed conditional
-      // write is billed like a write). `podIndexed` is what the stored item says, not a guess: if
-      // it differs from what `previous` implies, the transaction below is still right.
-      if (storedPrepared.podMarker !== prepared.podMarker) {
-        await this.#putWithPointer(record, prepared, now, previous.podName, update);
-        return stored;
-      }
-    }
     const condition = {
-      ConditionExpression: '#version = :expected AND #podIndexed = :podMarker',
-      ExpressionAttributeNames: { '#version': 'version', '#podIndexed': POD_INDEXED_ATTRIBUTE },
-      ExpressionAttributeValues: {
-        ':expected': { N: String(record.version) },
-        ':podMarker': { S: prepared.podMarker },
-      },
-      ReturnValuesOnConditionCheckFailure: 'ALL_OLD' as const,
+      ConditionExpression: '#version = :expected',
+      ExpressionAttributeNames: { '#version': 'version' },
+      ExpressionAttributeValues: { ':expected': { N: String(record.version) } },
     };
     try {
-      if (update)
+      // The stored item is the one `previous` was read from only if their versions match.
+      if (previous !== undefined && previous.version === record.version) {
+        // toTaskItem writes the version after the write; the stored item carries the one before it.
+        const storedItem = toTaskItem(previous, { ...options, now: previous.endedAt ?? now }).item;
+        storedItem.version = { N: String(previous.version) };
+        if (previous.podName !== record.podName) {
+          prepared.item[POD_SINCE_ATTRIBUTE] = podSince;
+          await this.#keepOldPod(record.id, previous.podName, taskKey, now);
+        }
+        const update = updateOfItem(storedItem, prepared.item);
         await this.#client.send(
           new UpdateItemCommand({
             TableName: this.tableName,
@@ -252,96 +254,36 @@ export class DynamoTaskStore implements TaskStore {
             ExpressionAttributeValues: { ...condition.ExpressionAttributeValues, ...update.values },
           }),
         );
-      else
-        await this.#client.send(
-          new PutItemCommand({ TableName: this.tableName, Item: prepared.item, ...condition }),
-        );
+        return stored;
+      }
+      // Written whole, without the record as read: the pod's name is re-stamped, and the item it
+      // replaced says whether the task gave a pod name up.
+      prepared.item[POD_SINCE_ATTRIBUTE] = podSince;
+      const { Attributes: replaced } = await this.#client.send(
+        new PutItemCommand({
+          TableName: this.tableName,
+          Item: prepared.item,
+          ...condition,
+          ReturnValues: 'ALL_OLD',
+        }),
+      );
+      const oldPodName = replaced?.podName?.S;
+      if (oldPodName !== undefined && oldPodName !== record.podName)
+        await this.#keepOldPod(record.id, oldPodName, taskKey, now);
       return stored;
     } catch (error) {
-      if (!isConditionalCheckFailure(error)) throw error;
-      const old = (error as { Item?: Item }).Item;
-      if (old?.version?.N !== String(record.version))
-        throw new VersionConflictError(record.id, record.version);
-      await this.#putWithPointer(record, prepared, now, old.podName?.S, update);
-      return stored;
+      if (isConditionalCheckFailure(error)) throw new VersionConflictError(record.id, record.version);
+      throw error;
     }
   }
 
-  async #putWithPointer(
-    record: TaskRecord,
-    prepared: TaskItem,
-    now: number,
-    previousPodName: string | undefined,
-    update: UpdateOfItem | undefined,
-  ): Promise<void> {
-    const taskKey = prepared.key[PARTITION_KEY]!.S!;
-    const versionCondition = {
-      ConditionExpression: '#version = :expected',
-      ExpressionAttributeNames: { '#version': 'version' },
-      ExpressionAttributeValues: { ':expected': { N: String(record.version) } },
-    };
-    const taskPut: TransactWriteItem =
-      update && record.version > 0
-        ? {
-            Update: {
-              TableName: this.tableName,
-              Key: prepared.key,
-              UpdateExpression: update.expression,
-              ...versionCondition,
-              ExpressionAttributeNames: { ...versionCondition.ExpressionAttributeNames, ...update.names },
-              ExpressionAttributeValues: { ...versionCondition.ExpressionAttributeValues, ...update.values },
-            },
-          }
-        : {
-            Put: {
-              TableName: this.tableName,
-              Item: prepared.item,
-              ...(record.version === 0
-                ? {
-                    ConditionExpression: 'attribute_not_exists(#pk)',
-                    ExpressionAttributeNames: { '#pk': PARTITION_KEY },
-                  }
-                : versionCondition),
-            },
-          };
-    const pointerPut: TransactWriteItem = {
-      Put: { TableName: this.tableName, Item: toPodItem(record, taskKey, prepared.expiresAt, now) },
-    };
-    const items = [taskPut, pointerPut];
-    if (previousPodName !== undefined && previousPodName !== record.podName) {
-      // The old pointer keeps answering for the old pod (late events about it) until it expires;
-      // only if it is still ours: another task may have taken the name since.
-      items.push({
-        Update: {
-          TableName: this.tableName,
-          Key: podItemKey(record.id.cluster, record.id.namespace, previousPodName),
-          UpdateExpression: 'SET #expiresAt = :expiresAt',
-          ConditionExpression: '#taskPK = :taskPK AND attribute_not_exists(#expiresAt)',
-          ExpressionAttributeNames: { '#expiresAt': TTL_ATTRIBUTE, '#taskPK': TASK_KEY_ATTRIBUTE },
-          ExpressionAttributeValues: {
-            ':expiresAt': { N: String(epochSeconds(now + this.retentionMs)) },
-            ':taskPK': { S: taskKey },
-          },
-        },
-      });
-    }
-    try {
-      await this.#client.send(new TransactWriteItemsCommand({ TransactItems: items }));
-    } catch (error) {
-      const reasons = cancellationReasons(error);
-      if (reasons === undefined) throw error;
-      // TransactionConflict on the task item: another writer's transaction on it was in flight. The
-      // right reaction is the same as for a changed version, re-read and re-decide, so say so.
-      if (reasons[0] === 'ConditionalCheckFailed' || reasons[0] === 'TransactionConflict') {
-        throw new VersionConflictError(record.id, record.version);
-      }
-      if (reasons.length === 3 && reasons[2] === 'ConditionalCheckFailed') {
-        // The old pointer is no longer ours, or already expires: leave it to its owner.
-        await this.#client.send(new TransactWriteItemsCommand({ TransactItems: items.slice(0, 2) }));
-        return;
-      }
-      throw error;
-    }
+  async #keepOldPod(id: TaskId, podName: string, taskKey: string, now: number): Promise<void> {
+    await this.#client.send(
+      new PutItemCommand({
+        TableName: this.tableName,
+        Item: toOldPodItem(id, podName, taskKey, epochSeconds(now + this.retentionMs), now),
+      }),
+    );
   }
 
   async due(now: number, limit: number, options: DueOptions = {}): Promise<TaskRecord[]> {
@@ -611,19 +553,42 @@ export class DynamoTaskStore implements TaskStore {
   }
 
   async findByPod(cluster: string, namespace: string, podName: string): Promise<TaskRecord | undefined> {
-    const { Item: pointer } = await this.#client.send(
+    const podRef = podPartitionKey(cluster, namespace, podName);
+    const { Items: holders = [] } = await this.#client.send(
+      new QueryCommand({
+        TableName: this.tableName,
+        IndexName: POD_INDEX_NAME,
+        KeyConditionExpression: '#podRef = :podRef',
+        ExpressionAttributeNames: { '#podRef': POD_REF_ATTRIBUTE },
+        ExpressionAttributeValues: { ':podRef': { S: podRef } },
+        ScanIndexForward: false,
+        Limit: POD_HOLDERS_READ,
+      }),
+    );
+    // The index is eventually consistent: only a holder that still has the pod on a consistent
+    // read counts, the one that took the name last first.
+    for (const holder of holders) {
+      const item = await this.#readTaskItem(holder[PARTITION_KEY]!.S!);
+      if (item?.[POD_REF_ATTRIBUTE]?.S === podRef) return fromTaskItem(item);
+    }
+    // A pod name its task gave up for a new try (or a pointer an earlier version wrote).
+    const { Item: oldPod } = await this.#client.send(
       new GetItemCommand({
         TableName: this.tableName,
         Key: podItemKey(cluster, namespace, podName),
         ConsistentRead: true,
       }),
     );
-    const taskKey = pointer?.[TASK_KEY_ATTRIBUTE]?.S;
-    if (taskKey === undefined) return undefined;
+    const taskKey = oldPod?.[TASK_KEY_ATTRIBUTE]?.S;
+    const item = taskKey === undefined ? undefined : await this.#readTaskItem(taskKey);
+    return item ? fromTaskItem(item) : undefined;
+  }
+
+  async #readTaskItem(taskKey: string): Promise<Item | undefined> {
     const { Item: item } = await this.#client.send(
       new GetItemCommand({ TableName: this.tableName, Key: taskItemKey(taskKey), ConsistentRead: true }),
     );
-    return item ? fromTaskItem(item) : undefined;
+    return item;
   }
 
   async appendAudit(id: TaskId, entries: AuditEntry[]): Promise<void> {
@@ -723,13 +688,6 @@ function keyPartOrThrow(what: string, value: string): string {
 
 function isConditionalCheckFailure(error: unknown): boolean {
   return (error as { name?: unknown } | null)?.name === 'ConditionalCheckFailedException';
-}
-
-/** The per-item cancellation codes of a cancelled transaction; undefined for any other error. */
-function cancellationReasons(error: unknown): string[] | undefined {
-  const cancelled = error as { name?: unknown; CancellationReasons?: Array<{ Code?: string }> } | null;
-  if (cancelled?.name !== 'TransactionCanceledException') return undefined;
-  return (cancelled.CancellationReasons ?? []).map((reason) => reason.Code ?? 'None');
 }
 
 function compareStrings(a: string, b: string): number {

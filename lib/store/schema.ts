@@ -10,7 +10,7 @@ import type { TaskId } from '../core/task.ts';
  * |-------------|-------------------------------------|-----------------------------|
  * | task        | TASK#<cluster>#<namespace>#<key>    | TASK                        |
  * | audit line  | TASK#<cluster>#<namespace>#<key>    | AUDIT#<at, 15 digits>#<seq> |
- * | pod pointer | POD#<cluster>#<namespace>#<podName> | POD                         |
+ * | old pod     | POD#<cluster>#<namespace>#<podName> | POD                         |
  * | seen event  | SEEN#<eventId>                      | SEEN                        |
  * | resync pass | RESYNC#PASSES                       | <cluster>                   |
  *
@@ -24,6 +24,15 @@ import type { TaskId } from '../core/task.ts';
  * `podwarden status` queries each shard newest first, and never scans. Both key attributes are
  * written once, when the task is first stored, so the index costs one write per task, not one per
  * record write; a record stored before the index existed appears in it at its next write.
+ *
+ * Every task item also carries `podRef` (POD#<cluster>#<namespace>#<podName> of the pod it
+ * supervises now) and `podSince` (when it took that pod name), which put it in the pod index
+ * (partition `podRef`, sort `podSince`, keys only): `findByPod` finds the task of a pod that is
+ * already gone there, the task that took the name last first. The entry changes only when the
+ * task's pod name does (a new try), so it costs no write of its own on an ordinary record write,
+ * and it leaves with the task item. A task that moves to a new try's pod
+ * leaves an "old pod" item for the name it gave up, with the retention expiry, so late events
+ * about that pod still find the task.
  */
 export const PARTITION_KEY = 'PK';
 export const SORT_KEY = 'SK';
@@ -33,6 +42,9 @@ export const DUE_AT_ATTRIBUTE = 'dueAt';
 export const LIST_INDEX_NAME = 'tasks-by-first-seen';
 export const LIST_SHARD_ATTRIBUTE = 'listShard';
 export const LIST_SORT_ATTRIBUTE = 'firstSeenAt';
+export const POD_INDEX_NAME = 'tasks-by-pod';
+export const POD_REF_ATTRIBUTE = 'podRef';
+export const POD_SINCE_ATTRIBUTE = 'podSince';
 /** Non-key attributes the listing index carries: enough to filter by cluster, namespace, task or pod. */
 export const LIST_PROJECTED_ATTRIBUTES: readonly string[] = ['id', 'podName'];
 /**
@@ -166,6 +178,8 @@ export function tableDefinition(tableName: string): CreateTableCommandInput {
       { AttributeName: DUE_AT_ATTRIBUTE, AttributeType: 'N' },
       { AttributeName: LIST_SHARD_ATTRIBUTE, AttributeType: 'S' },
       { AttributeName: LIST_SORT_ATTRIBUTE, AttributeType: 'N' },
+      { AttributeName: POD_REF_ATTRIBUTE, AttributeType: 'S' },
+      { AttributeName: POD_SINCE_ATTRIBUTE, AttributeType: 'N' },
     ],
     KeySchema: [
       { AttributeName: PARTITION_KEY, KeyType: 'HASH' },
@@ -192,6 +206,16 @@ export function tableDefinition(tableName: string): CreateTableCommandInput {
         // `id` never changes and `podName` only with a new try, so the index is rarely rewritten;
         // `status` filters on them in the query and re-reads the matching records by key.
         Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: [...LIST_PROJECTED_ATTRIBUTES] },
+      },
+      {
+        IndexName: POD_INDEX_NAME,
+        KeySchema: [
+          { AttributeName: POD_REF_ATTRIBUTE, KeyType: 'HASH' },
+          { AttributeName: POD_SINCE_ATTRIBUTE, KeyType: 'RANGE' },
+        ],
+        // Keys only: findByPod re-reads the task with a consistent read (the index is eventually
+        // consistent), and an ordinary record write, which keeps the pod, leaves the index alone.
+        Projection: { ProjectionType: 'KEYS_ONLY' },
       },
     ],
   };

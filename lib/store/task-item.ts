@@ -2,7 +2,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { dueIsDeadline } from '../core/engine.ts';
 import { type AuditEntry, RecordTooLargeError } from '../core/ports.ts';
-import { isTerminal, type TaskRecord } from '../core/task.ts';
+import { isTerminal, type TaskId, type TaskRecord } from '../core/task.ts';
 import { fromAttribute, itemSizeBytes, toAttribute, toAttributeMap } from './attribute-codec.ts';
 import {
   auditSortKey,
@@ -12,6 +12,8 @@ import {
   LIST_SHARD_ATTRIBUTE,
   listShardOf,
   PARTITION_KEY,
+  POD_REF_ATTRIBUTE,
+  POD_SINCE_ATTRIBUTE,
   POD_SORT_KEY,
   podPartitionKey,
   RESYNC_LANE_OFFSET_MS,
@@ -29,11 +31,14 @@ export const CAPTURED_GZIP_THRESHOLD_BYTES = 8 * 1024;
 /** DynamoDB refuses items over 400 KB; staying well below leaves room for what the estimate misses. */
 export const MAX_ITEM_BYTES = 350 * 1024;
 
-/** On a task item: which pod pointer item was last written for it (see DynamoTaskStore.put). */
-export const POD_INDEXED_ATTRIBUTE = 'podIndexed';
+/**
+ * On task items of earlier versions: which pod pointer item was last written for it. Read past,
+ * and removed by the item's next write.
+ */
+const POD_INDEXED_ATTRIBUTE = 'podIndexed';
 const CAPTURED_JSON_ATTRIBUTE = 'captured';
 const CAPTURED_GZIP_ATTRIBUTE = 'capturedGz';
-/** On a pod pointer item: the partition key of the task that last owned the pod name. */
+/** On an old-pod item: the partition key of the task that gave the pod name up. */
 export const TASK_KEY_ATTRIBUTE = 'taskPK';
 
 /** Attributes of a task item that are the table's bookkeeping, not fields of the record. */
@@ -44,6 +49,8 @@ const STORAGE_ATTRIBUTES = new Set([
   LIST_SHARD_ATTRIBUTE,
   TTL_ATTRIBUTE,
   POD_INDEXED_ATTRIBUTE,
+  POD_REF_ATTRIBUTE,
+  POD_SINCE_ATTRIBUTE,
   CAPTURED_JSON_ATTRIBUTE,
   CAPTURED_GZIP_ATTRIBUTE,
 ]);
@@ -57,8 +64,6 @@ export interface TaskItemOptions {
 export interface TaskItem {
   item: Item;
   key: Item;
-  /** Names the pod pointer this version of the record needs: its pod name and its expiry. */
-  podMarker: string;
   expiresAt: number | undefined;
 }
 
@@ -85,7 +90,7 @@ export function toTaskItem(record: TaskRecord, options: TaskItemOptions): TaskIt
     throw new StoreInputError(`${what}: version must be a non-negative whole number, got ${record.version}`);
   }
   // Validates the pod name as a key part before anything is written.
-  podPartitionKey(record.id.cluster, record.id.namespace, record.podName);
+  const podRef = podPartitionKey(record.id.cluster, record.id.namespace, record.podName);
 
   const { captured, ...fields } = record;
   const item: Item = taskItemKey(taskKey);
@@ -128,8 +133,7 @@ export function toTaskItem(record: TaskRecord, options: TaskItemOptions): TaskIt
     }
   }
 
-  const podMarker = `${record.podName}#${expiresAt ?? 'live'}`;
-  item[POD_INDEXED_ATTRIBUTE] = { S: podMarker };
+  item[POD_REF_ATTRIBUTE] = { S: podRef };
 
   const size = itemSizeBytes(item);
   if (size > MAX_ITEM_BYTES) {
@@ -141,7 +145,7 @@ export function toTaskItem(record: TaskRecord, options: TaskItemOptions): TaskIt
       `${what}: the item would take about ${size} bytes (${spec}), over the store's limit of ${MAX_ITEM_BYTES}; nothing was stored`,
     );
   }
-  return { item, key: taskItemKey(taskKey), podMarker, expiresAt };
+  return { item, key: taskItemKey(taskKey), expiresAt };
 }
 
 export interface UpdateOfItem {
@@ -203,19 +207,20 @@ export function fromTaskItem(item: Item): TaskRecord {
   return fields as unknown as TaskRecord;
 }
 
-export function toPodItem(
-  record: TaskRecord,
+/** The pod name a task gave up for a new try's pod, kept for late events about it until it expires. */
+export function toOldPodItem(
+  id: TaskId,
+  podName: string,
   taskKey: string,
-  expiresAt: number | undefined,
+  expiresAt: number,
   now: number,
 ): Item {
-  const item: Item = {
-    ...podItemKey(record.id.cluster, record.id.namespace, record.podName),
+  return {
+    ...podItemKey(id.cluster, id.namespace, podName),
     [TASK_KEY_ATTRIBUTE]: { S: taskKey },
     since: { N: String(now) },
+    [TTL_ATTRIBUTE]: { N: String(expiresAt) },
   };
-  if (expiresAt !== undefined) item[TTL_ATTRIBUTE] = { N: String(expiresAt) };
-  return item;
 }
 
 export function toAuditItem(

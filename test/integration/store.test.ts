@@ -1,13 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import {
-  type AttributeValue,
   type DynamoDBClient,
   GetItemCommand,
   ProvisionedThroughputExceededException,
+  type PutItemCommandInput,
   QueryCommand,
   type QueryCommandOutput,
-  TransactionCanceledException,
-  type TransactWriteItemsCommandInput,
 } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AuditEntry, RecordTooLargeError, VersionConflictError } from '../../lib/core/ports.ts';
@@ -133,8 +131,8 @@ describe('put and get', () => {
 });
 
 describe('optimistic locking', () => {
-  // Each writer's change decides how put writes: a plain conditional PutItem when the pod and its
-  // liveness stay, a transaction with the pod pointer when they change. Every pairing must be safe.
+  // Each writer's change decides how put writes: one conditional write when the pod stays, an
+  // old-pod item first and then the conditional write when it moves. Every pairing must be safe.
   const races: Array<[string, (record: TaskRecord) => TaskRecord, (record: TaskRecord) => TaskRecord]> = [
     [
       'two plain updates',
@@ -208,35 +206,6 @@ describe('optimistic locking', () => {
     expect(won).toHaveLength(1);
     expect((lost[0] as PromiseRejectedResult).reason).toBeInstanceOf(VersionConflictError);
     expect(await store.get(record.id)).toEqual((won[0] as PromiseFulfilledResult<TaskRecord>).value);
-  });
-
-  it('reports a transaction conflict on the task item as a lost race', async () => {
-    const record = freshRecord();
-    // DynamoDB Local runs transactions one at a time and never answers TransactionConflict, which
-    // real DynamoDB does while another transaction on the same item is in flight; injected here.
-    const client = localDynamoDBClient();
-    client.middlewareStack.add(
-      (next, context) => async (args) => {
-        if (context.commandName !== 'TransactWriteItemsCommand') return next(args);
-        throw new TransactionCanceledException({
-          message: 'Transaction cancelled, please refer cancellation reasons for specific reasons',
-          $metadata: { httpStatusCode: 400 },
-          CancellationReasons: [{ Code: 'TransactionConflict' }, { Code: 'None' }],
-        });
-      },
-      { step: 'initialize', name: 'transactionConflict' },
-    );
-    try {
-      const contended = new DynamoTaskStore({
-        client,
-        tableName: table.tableName,
-        retentionMs: RETENTION_MS,
-      });
-      await expect(contended.put(record, NOW)).rejects.toBeInstanceOf(VersionConflictError);
-    } finally {
-      client.destroy();
-    }
-    expect(await store.get(record.id)).toBeUndefined();
   });
 
   it('rejects a write based on an outdated version and keeps the newer record', async () => {
@@ -398,16 +367,17 @@ describe('due timers', () => {
 });
 
 describe('TTL', () => {
-  it('sets expiresAt on terminal records and on their pod pointer, not on live ones', async () => {
+  it('sets expiresAt on terminal records, not on live ones; the pod index entry leaves with the item', async () => {
     const live = await store.put(freshRecord(), NOW);
     expect((await rawItem(taskPartitionKey(live.id), TASK_SORT_KEY))?.expiresAt).toBeUndefined();
-    expect((await rawPodPointer(live.id, live.podName))?.expiresAt).toBeUndefined();
 
     const endedAt = NOW + 61_500;
     const ended = await store.put({ ...live, state: 'Succeeded', endedAt, mainExitCode: 0 }, NOW + 62_000);
     const expected = String(Math.ceil((endedAt + RETENTION_MS) / 1000));
     expect((await rawItem(taskPartitionKey(ended.id), TASK_SORT_KEY))?.expiresAt).toEqual({ N: expected });
-    expect((await rawPodPointer(ended.id, ended.podName))?.expiresAt).toEqual({ N: expected });
+    // No pointer item of its own to expire: the task item is the pod's entry in the index.
+    expect(await rawPodPointer(ended.id, ended.podName)).toBeUndefined();
+    expect(await store.findByPod(ended.id.cluster, ended.id.namespace, ended.podName)).toEqual(ended);
   });
 
   it('sets expiresAt for Failed and Deleted records too', async () => {
@@ -539,7 +509,10 @@ describe('findByPod', () => {
     const firstAgain = await store.put({ ...firstMoved, podName: `${sharedName}-c` }, NOW + 3_000);
     expect(firstAgain.version).toBe(3);
     expect(await store.findByPod(cluster, namespace, `${sharedName}-b`)).toEqual(second);
-    expect((await rawPodPointer(second.id, `${sharedName}-b`))?.expiresAt).toBeUndefined();
+    // The first task's old-pod item for the name is there, and the task that holds it now wins.
+    expect((await rawPodPointer(second.id, `${sharedName}-b`))?.taskPK).toEqual({
+      S: taskPartitionKey(first.id),
+    });
     expect(await store.findByPod(cluster, namespace, `${sharedName}-c`)).toEqual(firstAgain);
   });
 });
@@ -661,26 +634,24 @@ describe('failed writes', () => {
     expect(await store.get(stored.id)).toEqual(stored);
   });
 
-  it('leaves task and pod pointers as they were when DynamoDB rejects the transaction', async () => {
+  it('leaves the task as it was when DynamoDB rejects the old-pod item of a move', async () => {
     const stored = await store.put(freshRecord(), NOW);
-    // A real failure inside DynamoDB: the pointer put is made invalid on its way out, so DynamoDB
-    // refuses the whole transaction after the task put in it passed its condition.
+    // A real failure inside DynamoDB: the old-pod item is made invalid on its way out, so DynamoDB
+    // refuses it, and the task write that would follow it is never sent.
     const client = localDynamoDBClient();
     client.middlewareStack.add(
       (next, context) => async (args) => {
-        if (context.commandName === 'TransactWriteItemsCommand') {
-          const input = args.input as TransactWriteItemsCommandInput;
-          const pointer = input.TransactItems![1]!.Put!.Item as Record<string, AttributeValue>;
-          pointer.since = { N: 'not-a-number' };
-        }
+        const item = (args.input as PutItemCommandInput).Item;
+        if (context.commandName === 'PutItemCommand' && item?.PK?.S?.startsWith('POD#'))
+          item.since = { N: 'not-a-number' };
         return next(args);
       },
-      { step: 'initialize', name: 'corruptPointerPut' },
+      { step: 'initialize', name: 'corruptOldPodPut' },
     );
     try {
       const failing = new DynamoTaskStore({ client, tableName: table.tableName, retentionMs: RETENTION_MS });
       const newPod = `${stored.podName}-next`;
-      const error = await failing.put({ ...stored, podName: newPod }, NOW).catch((caught) => caught);
+      const error = await failing.put({ ...stored, podName: newPod }, NOW, stored).catch((caught) => caught);
       expect(error).toBeInstanceOf(Error);
       expect(error).not.toBeInstanceOf(VersionConflictError);
       expect((error as Error).name).toBe('ValidationException');
@@ -812,17 +783,19 @@ describe('writes of what changed (put with the record as read)', () => {
     expect(await store.get(v1.id)).toEqual(v2);
   });
 
-  it('keeps the pod pointers in step when the update changes the pod, and ends with the pointer expiring', async () => {
+  it('keeps findByPod in step when the update changes the pod, and lets the old pod item expire', async () => {
     const v1 = await store.put(freshRecord(), NOW);
     const { cluster, namespace } = v1.id;
     const { store: observed, sent, close } = recordingStore();
     try {
       const newPod = `${v1.podName}-try2`;
       const v2 = await observed.put({ ...v1, tryNumber: 2, highestTry: 2, podName: newPod }, NOW + 1_000, v1);
-      const transaction = sent.find((request) => request.command === 'TransactWriteItemsCommand');
-      const items = (transaction?.input.TransactItems ?? []) as Array<Record<string, unknown>>;
-      expect(items[0]).toHaveProperty('Update');
-      expect(JSON.stringify(items[0])).not.toContain('"captured"');
+      const update = sent.find((request) => request.command === 'UpdateItemCommand');
+      expect(update).toBeDefined();
+      expect(JSON.stringify(update?.input)).not.toContain('"captured"');
+      expect((await rawPodPointer(v1.id, v1.podName))?.expiresAt).toEqual({
+        N: String(Math.ceil((NOW + 1_000 + RETENTION_MS) / 1000)),
+      });
       expect(await store.findByPod(cluster, namespace, newPod)).toEqual(v2);
       expect((await store.findByPod(cluster, namespace, v1.podName))?.podName).toBe(newPod);
 
@@ -830,14 +803,15 @@ describe('writes of what changed (put with the record as read)', () => {
       const v3 = await observed.put({ ...v2, state: 'Succeeded', endedAt, mainExitCode: 0 }, endedAt, v2);
       const expected = String(Math.ceil((endedAt + RETENTION_MS) / 1000));
       expect((await rawItem(taskPartitionKey(v3.id), TASK_SORT_KEY))?.expiresAt).toEqual({ N: expected });
-      expect((await rawPodPointer(v3.id, newPod))?.expiresAt).toEqual({ N: expected });
+      expect(await rawPodPointer(v3.id, newPod)).toBeUndefined();
+      expect(await store.findByPod(cluster, namespace, newPod)).toEqual(v3);
       expect(await store.get(v1.id)).toEqual(v3);
     } finally {
       close();
     }
   });
 
-  it('sends one transaction, and no update bound to fail, when a new pod or the end changes the pointer', async () => {
+  it('sends one write per record write, and the old-pod item first when the pod changes', async () => {
     const v1 = await store.put(freshRecord(), NOW);
     const { cluster, namespace } = v1.id;
     const { store: observed, sent, close } = recordingStore();
@@ -846,29 +820,29 @@ describe('writes of what changed (put with the record as read)', () => {
       const v2 = await observed.put({ ...v1, tryNumber: 2, highestTry: 2, podName: newPod }, NOW + 1_000, v1);
       const endedAt = NOW + 2_000;
       const v3 = await observed.put({ ...v2, state: 'Succeeded', endedAt, mainExitCode: 0 }, endedAt, v2);
-      // A failed conditional write costs a write unit like a successful one: none is sent.
+      // No transaction (twice the write units) and no conditional write bound to fail.
       expect(sent.map((request) => request.command)).toEqual([
-        'TransactWriteItemsCommand',
-        'TransactWriteItemsCommand',
+        'PutItemCommand',
+        'UpdateItemCommand',
+        'UpdateItemCommand',
       ]);
       expect(await store.get(v1.id)).toEqual(v3);
       expect((await store.findByPod(cluster, namespace, v1.podName))?.podName).toBe(newPod);
-      const expected = String(Math.ceil((endedAt + RETENTION_MS) / 1000));
-      expect((await rawPodPointer(v3.id, newPod))?.expiresAt).toEqual({ N: expected });
+      expect(await store.findByPod(cluster, namespace, newPod)).toEqual(v3);
     } finally {
       close();
     }
   });
 
-  it('still keeps the pointer in step when the record given as read carries a stale pointer marker', async () => {
-    // Written whole (no record as read), so the item's pointer marker is whatever that write made;
-    // an update that trusts the marker it computes must still fall back to the transaction.
+  it('keeps findByPod in step when a task written whole moves to a new pod', async () => {
+    // Written whole (no record as read): the move is seen in the item the write replaced.
     const v1 = await store.put(freshRecord({ state: 'Succeeded', endedAt: undefined, mainExitCode: 0 }), NOW);
     const { cluster, namespace } = v1.id;
     const newPod = `${v1.podName}-b`;
-    const v2 = await store.put({ ...v1, podName: newPod, message: 'moved' }, NOW + 5_000, v1);
+    const v2 = await store.put({ ...v1, podName: newPod, message: 'moved' }, NOW + 5_000);
     expect(await store.get(v1.id)).toEqual(v2);
     expect(await store.findByPod(cluster, namespace, newPod)).toEqual(v2);
+    expect(await store.findByPod(cluster, namespace, v1.podName)).toEqual(v2);
   });
 
   it('refuses an update that would make the item too large, and keeps the stored version', async () => {

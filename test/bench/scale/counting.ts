@@ -38,10 +38,10 @@ export function countingPort<T extends object>(inner: T, counts: Counts, prefix:
 
 type Written = { PK?: { S?: string } } | undefined;
 
-/** The kind of item by its partition key: `task`, `pod-pointer`, `seen`, `audit` (see schema.ts). */
+/** The kind of item by its partition key: `task`, `old-pod`, `seen`, `audit` (see schema.ts). */
 function kindOf(key: Written, sortKey?: string): string {
   const pk = key?.PK?.S ?? '';
-  if (pk.startsWith('POD#')) return 'pod-pointer';
+  if (pk.startsWith('POD#')) return 'old-pod';
   if (pk.startsWith('SEEN#')) return 'seen';
   if (pk.startsWith('TASK#')) return sortKey?.startsWith('AUDIT#') ? 'audit' : 'task';
   return 'other';

@@ -33,6 +33,8 @@ export interface PassOutcome {
   ms: number;
   maxRssMb: number;
   peakHeapMb: number;
+  /** What the RSS was made of when it peaked: V8's committed heap and the memory outside it. */
+  atPeakRss: { heapCommittedMb: number; externalMb: number };
   counts: Record<string, number>;
   result: unknown;
   logs: Record<string, number>;
@@ -100,9 +102,17 @@ const deps: ReconcilerDeps = {
 // exec, so that would report the bench's own RSS. rss() and getHeapStatistics() are cheap to call.
 let peakHeap = 0;
 let peakRss = 0;
+let atPeakRss = { heapCommittedMb: 0, externalMb: 0 };
 const sample = () => {
-  peakHeap = Math.max(peakHeap, getHeapStatistics().used_heap_size);
-  peakRss = Math.max(peakRss, process.memoryUsage.rss());
+  const heap = getHeapStatistics();
+  peakHeap = Math.max(peakHeap, heap.used_heap_size);
+  const rss = process.memoryUsage.rss();
+  if (rss <= peakRss) return;
+  peakRss = rss;
+  atPeakRss = {
+    heapCommittedMb: heap.total_heap_size / 2 ** 20,
+    externalMb: (heap.external_memory ?? 0) / 2 ** 20,
+  };
 };
 const sampler = setInterval(sample, 10);
 const started = performance.now();
@@ -122,6 +132,7 @@ const outcome: PassOutcome = {
   ms,
   maxRssMb: peakRss / 2 ** 20,
   peakHeapMb: peakHeap / 2 ** 20,
+  atPeakRss,
   counts: counts.toJSON(),
   result: { ...result, malformed: (result as { malformed?: unknown[] }).malformed?.length },
   logs: logs.toJSON(),
