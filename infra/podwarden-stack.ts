@@ -69,7 +69,7 @@ import {
 } from '../lib/routes.ts';
 import { MAX_DELAY_SECONDS } from '../lib/scheduler/sqs-check-scheduler.ts';
 import { DUE_INDEX_NAME, TTL_ATTRIBUTE, tableDefinition } from '../lib/store/schema.ts';
-import { LAMBDA_BUNDLING } from './bundling/options.ts';
+import { LAMBDA_BUNDLING, PASS_FUNCTION_NODE_OPTIONS } from './bundling/options.ts';
 import { EventSchemas } from './event-schemas.ts';
 import { wiringProblems } from './wiring-checks.ts';
 
@@ -136,6 +136,8 @@ export const DEFAULT_BRIDGE_NAMESPACE = 'podwarden';
 interface FunctionSpec {
   description: string;
   timeout: Duration;
+  /** V8 options beyond the defaults (NODE_OPTIONS). */
+  nodeOptions?: string;
   /** `event`: asynchronous invocations by EventBridge rules; `queue`: the check queue's event source mapping. */
   trigger: 'event' | 'queue';
 }
@@ -159,11 +161,13 @@ const FUNCTION_SPECS: Record<FunctionName, FunctionSpec> = {
   timer: {
     description: 'Reconciles the tasks whose timers are due (every minute, the safety net)',
     timeout: Duration.minutes(2),
+    nodeOptions: PASS_FUNCTION_NODE_OPTIONS,
     trigger: 'event',
   },
   reaper: {
     description: 'Deletes zombie pods by the reaper rules (every 5 minutes)',
     timeout: Duration.minutes(5),
+    nodeOptions: PASS_FUNCTION_NODE_OPTIONS,
     trigger: 'event',
   },
   check: {
@@ -406,7 +410,7 @@ export class PodwardenStack extends Stack {
         ...environment,
         POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
         POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
-        NODE_OPTIONS: '--enable-source-maps',
+        NODE_OPTIONS: ['--enable-source-maps', spec.nodeOptions].filter(Boolean).join(' '),
       },
       ...(reserved !== undefined ? { reservedConcurrentExecutions: reserved } : {}),
       // Asynchronous invocations (every EventBridge target): two retries, then the function's DLQ.

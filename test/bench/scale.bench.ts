@@ -24,7 +24,7 @@ import { parseArgs } from 'node:util';
 import { CreateTableCommand, DynamoDBClient, waitUntilTableExists } from '@aws-sdk/client-dynamodb';
 import { CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { build } from 'esbuild';
-import { LAMBDA_BUNDLING } from '../../infra/bundling/options.ts';
+import { LAMBDA_BUNDLING, PASS_FUNCTION_NODE_OPTIONS } from '../../infra/bundling/options.ts';
 import { KubeCluster } from '../../lib/cluster/kube-cluster.ts';
 import { DEFAULT_TIMER_BATCH_SIZE } from '../../lib/config.ts';
 import { makePolicy } from '../../lib/core/policy.ts';
@@ -139,8 +139,12 @@ let WORKER = WORKER_SOURCE;
 
 function runPass(job: PassJob): Promise<PassOutcome> {
   return new Promise((resolve, reject) => {
-    // e.g. SCALE_WORKER_NODE_OPTIONS='--cpu-prof --cpu-prof-dir=/tmp/prof' to profile the passes.
-    const nodeOptions = process.env.SCALE_WORKER_NODE_OPTIONS?.split(' ').filter(Boolean) ?? [];
+    // The pass functions' own V8 options (their heap as in a 512 MB function), then any given, e.g.
+    // SCALE_WORKER_NODE_OPTIONS='--cpu-prof --cpu-prof-dir=/tmp/prof' to profile the passes.
+    const nodeOptions = [PASS_FUNCTION_NODE_OPTIONS, process.env.SCALE_WORKER_NODE_OPTIONS ?? '']
+      .join(' ')
+      .split(' ')
+      .filter(Boolean);
     const child = spawn(process.execPath, [...nodeOptions, WORKER, JSON.stringify(job)], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });

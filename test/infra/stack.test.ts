@@ -7,6 +7,7 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { METRIC, METRICS_NAMESPACE, SERVICE_NAME } from '../../functions/shared/metric-names.ts';
+import { PASS_FUNCTION_NODE_OPTIONS } from '../../infra/bundling/options.ts';
 import { PodwardenStack, type PodwardenStackProps } from '../../infra/podwarden-stack.ts';
 import type { ClusterConnection } from '../../lib/cluster/connections.ts';
 import { ConfigError, ENV, loadConfig } from '../../lib/config.ts';
@@ -207,6 +208,19 @@ describe('functions', () => {
     expect([...config.clusters.keys()]).toEqual(['prod']);
     expect(variables.POWERTOOLS_METRICS_NAMESPACE).toBe(METRICS_NAMESPACE);
     expect(variables.POWERTOOLS_SERVICE_NAME).toBe(SERVICE_NAME);
+  });
+
+  it('gives the pass functions, and only them, the young generation their lists need', () => {
+    for (const handler of HANDLER_NAMES) {
+      const id = logicalId(stack.functions[handler].function);
+      const variables = (
+        template.toJSON().Resources[id].Properties.Environment as { Variables: Record<string, string> }
+      ).Variables;
+      const passes = handler === 'reaper' || handler === 'timer';
+      expect(variables.NODE_OPTIONS).toBe(
+        passes ? `--enable-source-maps ${PASS_FUNCTION_NODE_OPTIONS}` : '--enable-source-maps',
+      );
+    }
   });
 });
 
