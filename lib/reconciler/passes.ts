@@ -214,9 +214,11 @@ export function reaperDeleteCap(podsListed: number, maxDeletes: number, percent:
  * One reaper pass: lists every managed pod (the list is the API server's word, so each listed pod is
  * its task's fresh reading: no GET per pod), reads the tasks' records in batches, and reconciles
  * every task, `concurrency` at a time. That also re-reads every task that has a pod, so the list
- * is the resync of all of them. Deletes are held back in a first round, counted, and then allowed up
- * to the pass's cap; each pod about to be deleted is read again first, and the delete carries its
- * uid as a precondition. Held-back deletes cost nothing but a counter and one log line.
+ * is the resync of all of them. A task's deletes are first decided with deletes held back, and
+ * counted; they are then made at once while they fit within the cap of the pods listed so far (in
+ * list order), else after the list, up to the pass's cap. Each pod about to be deleted is read
+ * again first, and the delete carries its uid as a precondition. Deletes held back past the cap
+ * cost nothing but a counter and one log line.
  *
  * The pass is also the periodic resync of every unfinished task of the cluster: the tasks with a
  * listed pod are re-read from the list, and the others (their pod gone without an event, or in a
@@ -289,6 +291,12 @@ export async function runReaperPass(deps: ReconcilerDeps, options: ReaperOptions
   // read in the page's batch; then its pods and record are dropped unless it holds deletes. A pass
   // over tens of thousands of pods never holds more than a page or two of them.
   const holding = { ...passDeps, holdDeletes: true };
+  // Deletes are made as their tasks are reconciled, in list order, while they stay within the cap
+  // of the pods listed so far, which is never above the pass's cap (the same rule over the whole
+  // list); from the first task that does not fit, they wait for the end of the list, as round 2.
+  let deletesSpent = 0;
+  const capSoFar = () =>
+    reaperDeleteCap(result.podsListed, options.maxDeletes, deps.policy.reaperMaxDeletesPercent);
   // Tasks whose supervised pod the list has not shown yet: judged once the list is complete, never
   // on part of their pods (a reaper scan without the supervised pod reads as that pod being gone).
   const deferred = new Map<string, TaskGroup>();
@@ -318,11 +326,17 @@ export async function runReaperPass(deps: ReconcilerDeps, options: ReaperOptions
     }
     await eachLimited(ready, concurrency, async (group) => {
       group.heldDeletes = (await reconcileGroup(group, holding))?.heldDeletes ?? 0;
-      if (group.heldDeletes > 0) held.push(group);
-      else {
-        delete group.record;
-        group.pods = [];
+      if (group.heldDeletes > 0 && held.length === 0 && deletesSpent < capSoFar()) {
+        // Within the cap of what has been listed so far: deleted now, while the list goes on.
+        deletesSpent += group.heldDeletes;
+        const outcome = await reconcileGroup(group, passDeps);
+        result.deleted += outcome?.deleted ?? 0;
+      } else if (group.heldDeletes > 0) {
+        held.push(group);
+        return;
       }
+      delete group.record;
+      group.pods = [];
     });
   };
 
@@ -433,7 +447,7 @@ export async function runReaperPass(deps: ReconcilerDeps, options: ReaperOptions
   }
   result.tasks = listedTasks.size;
 
-  // Round 2: the tasks with deletes, in list order, up to the cap.
+  // Round 2: the tasks with deletes that round 1 left, in list order, up to the cap.
   result.deleteCap = reaperDeleteCap(
     result.podsListed,
     options.maxDeletes,
@@ -441,7 +455,7 @@ export async function runReaperPass(deps: ReconcilerDeps, options: ReaperOptions
   );
   const candidates = held;
   const allowed: TaskGroup[] = [];
-  let budget = result.deleteCap;
+  let budget = result.deleteCap - deletesSpent;
   for (const group of candidates) {
     if (budget <= 0) result.deferred += group.heldDeletes;
     else {

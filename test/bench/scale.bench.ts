@@ -171,6 +171,11 @@ function reportPass(report: Report, name: string, outcome: PassOutcome): void {
     `${name}: peak RSS / heap`,
     `${outcome.maxRssMb.toFixed(0)} MB / ${outcome.peakHeapMb.toFixed(0)} MB (at the RSS peak: heap committed ${outcome.atPeakRss.heapCommittedMb.toFixed(0)} MB, external ${outcome.atPeakRss.externalMb.toFixed(0)} MB)`,
   );
+  if (outcome.phases.listEndMs > 0)
+    report(
+      `${name}: phases`,
+      `list and its reconciles done at ${(outcome.phases.listEndMs / 1000).toFixed(2)} s, last delete at ${(outcome.phases.lastDeleteMs / 1000).toFixed(2)} s`,
+    );
   report(`${name}: result`, JSON.stringify(outcome.result));
   const byKind = (prefix: string) =>
     Object.entries(outcome.counts)

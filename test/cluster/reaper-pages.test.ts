@@ -103,6 +103,32 @@ describe('a reaper pass page by page', () => {
     ]);
   });
 
+  it('deletes while the list goes on only within the cap of what it has listed, the rest in list order after it', async () => {
+    const namespace = await createTestNamespace(kc, 'reaper-pages-cap');
+    // Four tasks with a stale try each, a page per task, then two pages of others: 12 pods, so the
+    // pass's cap is 3 (25%), but after the second page (4 pods listed) it is 1.
+    const tasks = ['s1', 's2', 's3', 's4'];
+    await createPods(namespace, [
+      ...tasks.flatMap((task) => [
+        { name: `a-${task}-try1`, task, tryNumber: 1 },
+        { name: `a-${task}-try2`, task, tryNumber: 2 },
+      ]),
+      ...fillers,
+    ]);
+    const capped = { ...deps(), policy: makePolicy({ reaperMinAgeMs: 1_000, reaperMaxDeletesPercent: 25 }) };
+    const pass = await runReaperPass(capped, {
+      cluster: CLUSTER,
+      profiles: ['airflow-kpo'],
+      namespaces: [namespace],
+      maxDeletes: 1,
+    });
+    expect(pass).toMatchObject({ podsListed: 12, deleteCap: 3, deleted: 3, deferred: 1, failed: 0 });
+    for (const task of ['s1', 's2', 's3'])
+      expect(await readPodOrUndefined(kc, namespace, `a-${task}-try1`)).toBeUndefined();
+    expect(await readPodOrUndefined(kc, namespace, 'a-s4-try1')).toBeDefined();
+    expect(await readPodOrUndefined(kc, namespace, 'a-s4-try2')).toBeDefined();
+  });
+
   it('never takes a supervised pod listed pages later for gone', async () => {
     const namespace = await createTestNamespace(kc, 'reaper-pages-held');
     // The task supervises its newer try; an older pod of it sorts first, before two pages of others.

@@ -35,6 +35,8 @@ export interface PassOutcome {
   peakHeapMb: number;
   /** What the RSS was made of when it peaked: V8's committed heap and the memory outside it. */
   atPeakRss: { heapCommittedMb: number; externalMb: number };
+  /** Milliseconds from the pass's start to the end of its list, and to its last delete. */
+  phases: { listEndMs: number; lastDeleteMs: number };
   counts: Record<string, number>;
   result: unknown;
   logs: Record<string, number>;
@@ -57,27 +59,40 @@ const store: TaskStore = countingPort(
   'store',
 );
 const kube = new KubeCluster(async () => kc);
+// Where the pass's time goes: from its start to the end of the list (pages read and their tasks
+// reconciled as they come), then to the last delete.
+const phases = { listEndMs: 0, lastDeleteMs: 0 };
 // Pages of a paged list, besides the call itself: the API server's view of what a list costs.
 const paging: Cluster = {
   getPod: (...args) => kube.getPod(...args),
   createPod: (...args) => kube.createPod(...args),
-  deletePod: (...args) => kube.deletePod(...args),
+  deletePod: async (...args) => {
+    try {
+      return await kube.deletePod(...args);
+    } finally {
+      phases.lastDeleteMs = performance.now() - started;
+    }
+  },
   listEvents: (...args) => kube.listEvents(...args),
   createEvent: (...args) => kube.createEvent(...args),
   listPods: (name, options) => {
     const onPage = options.onPage;
-    return kube.listPods(
-      name,
-      onPage
-        ? {
-            ...options,
-            onPage: async (pods) => {
-              counts.add('cluster.list pages');
-              await onPage(pods);
-            },
-          }
-        : options,
-    );
+    return kube
+      .listPods(
+        name,
+        onPage
+          ? {
+              ...options,
+              onPage: async (pods) => {
+                counts.add('cluster.list pages');
+                await onPage(pods);
+              },
+            }
+          : options,
+      )
+      .finally(() => {
+        phases.listEndMs = Math.max(phases.listEndMs, performance.now() - started);
+      });
   },
 };
 const cluster: Cluster = countingPort(paging, counts, 'cluster');
@@ -100,6 +115,7 @@ const deps: ReconcilerDeps = {
 
 // Sampled, not process.resourceUsage().maxRSS: Linux carries the parent's high-water mark across
 // exec, so that would report the bench's own RSS. Every 25 ms: at 10 ms the sampling took 1% of a pass.
+let started = 0;
 let peakHeap = 0;
 let peakRss = 0;
 let atPeakRss = { heapCommittedMb: 0, externalMb: 0 };
@@ -115,7 +131,7 @@ const sample = () => {
   };
 };
 const sampler = setInterval(sample, 25);
-const started = performance.now();
+started = performance.now();
 const result =
   job.pass === 'reaper'
     ? await runReaperPass(deps, {
@@ -123,6 +139,10 @@ const result =
         profiles: ['airflow-kpo'],
         namespaces: [job.namespace],
         maxDeletes: job.maxDeletes,
+        // SCALE_PASS_CONCURRENCY: reconciles in flight, to try another width than the functions'.
+        ...(process.env.SCALE_PASS_CONCURRENCY
+          ? { concurrency: Number(process.env.SCALE_PASS_CONCURRENCY) }
+          : {}),
       })
     : await runTimerPass(deps, job.timerLimit);
 const ms = performance.now() - started;
@@ -133,6 +153,7 @@ const outcome: PassOutcome = {
   maxRssMb: peakRss / 2 ** 20,
   peakHeapMb: peakHeap / 2 ** 20,
   atPeakRss,
+  phases,
   counts: counts.toJSON(),
   result: { ...result, malformed: (result as { malformed?: unknown[] }).malformed?.length },
   logs: logs.toJSON(),
