@@ -21,13 +21,14 @@ export const LAMBDA_BUNDLING = {
 
 /**
  * V8's heap for the two pass functions (reaper, timer), which read thousands of pods and records
- * per invocation. V8 sizes its heap from the memory it sees: in a 512 MB function 256 MB of old
- * generation and a 1 MB semi-space (on a large machine, 16 MB). With 1 MB, short-lived list pages
- * and records outlive the young generation and get promoted: a reaper pass over 10,000 pods spent
- * 6.4 s of 22 s collecting garbage (`npm run bench -- scale`, worker profiled). With 16 MB, 1.2 s
- * of 12 s. The old generation is capped at 128 MB: the pass's live data peaks at ~65 MB at 10,000
- * pods, and the cap makes V8 collect before it lets the heap grow (peak RSS 181 MB instead of
- * 327 MB). Raise it with the cluster: the bench prints the heap's peak. The scale bench's worker
- * runs with these options, so its figures are the function's on any machine.
+ * per invocation. V8 sizes its heap from the memory it sees: 512 MB gives a 1 MB semi-space, with
+ * which short-lived list pages and records outlive the young generation and get promoted (a reaper
+ * pass over 10,000 pods spent 6.4 s of 22 s collecting garbage; `npm run bench -- scale`, worker
+ * profiled); with 16 MB, 1.2 s of 12 s. The pass functions' 1,769 MB would give ~7 MB and an old
+ * generation of ~880 MB that V8 lets the heap grow into before collecting. The old generation is
+ * capped at 128 MB: the pass's live data peaks at ~65 MB at 10,000 pods, and V8 then collects
+ * early (peak RSS 169-181 MB; 327 MB with this 23 GB machine's defaults). Raise it with the
+ * cluster: the bench prints the heap's peak. The scale bench's worker runs with these options, so
+ * its figures are the function's on any machine.
  */
 export const PASS_FUNCTION_NODE_OPTIONS = '--max-old-space-size=128 --max-semi-space-size=16';

@@ -210,13 +210,13 @@ describe('functions', () => {
     expect(variables.POWERTOOLS_SERVICE_NAME).toBe(SERVICE_NAME);
   });
 
-  it('gives the pass functions, and only them, the young generation their lists need', () => {
+  it('gives the pass functions, and only them, a full vCPU and the young generation their lists need', () => {
     for (const handler of HANDLER_NAMES) {
       const id = logicalId(stack.functions[handler].function);
-      const variables = (
-        template.toJSON().Resources[id].Properties.Environment as { Variables: Record<string, string> }
-      ).Variables;
+      const properties = template.toJSON().Resources[id].Properties;
+      const variables = (properties.Environment as { Variables: Record<string, string> }).Variables;
       const passes = handler === 'reaper' || handler === 'timer';
+      expect(properties.MemorySize).toBe(passes ? 1769 : 512);
       expect(variables.NODE_OPTIONS).toBe(
         passes ? `--enable-source-maps ${PASS_FUNCTION_NODE_OPTIONS}` : '--enable-source-maps',
       );
