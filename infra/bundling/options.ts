@@ -27,7 +27,7 @@ export const LAMBDA_BUNDLING = {
  * profiled); with 16 MB, 1.2 s of 12 s. The pass functions' 1,769 MB would give ~7 MB and an old
  * generation of ~880 MB that V8 lets the heap grow into before collecting. The old generation is
  * capped at 128 MB: the pass's live data peaks at ~65 MB at 10,000 pods, and V8 then collects
- * early (peak RSS 169-181 MB; 327 MB with this 23 GB machine's defaults). Raise it with the
+ * early (peak RSS 168-179 MB; 327 MB with this 23 GB machine's defaults). Raise it with the
  * cluster: the bench prints the heap's peak. The scale bench's worker runs with these options, so
  * its figures are the function's on any machine.
  */
