@@ -256,6 +256,16 @@ export async function runReaperPass(deps: ReconcilerDeps, options: ReaperOptions
     key: group.key,
   });
 
+  // One task's failure is counted and logged; the pass goes on with the others.
+  const groupFailed = (group: TaskGroup, error: unknown): void => {
+    result.failed++;
+    deps.log.error('reaper reconcile failed', {
+      namespace: group.namespace,
+      key: group.key,
+      error: String(error),
+    });
+  };
+
   const reconcileGroup = async (
     group: TaskGroup,
     passDeps: ReconcilerDeps,
@@ -275,12 +285,7 @@ export async function runReaperPass(deps: ReconcilerDeps, options: ReaperOptions
         [{ type: 'reaper-scan', pods: group.pods }],
       );
     } catch (error) {
-      result.failed++;
-      deps.log.error('reaper reconcile failed', {
-        namespace: group.namespace,
-        key: group.key,
-        error: String(error),
-      });
+      groupFailed(group, error);
       return undefined;
     }
   };
@@ -435,12 +440,7 @@ export async function runReaperPass(deps: ReconcilerDeps, options: ReaperOptions
       group.record = record;
       group.recordRead = true;
     } catch (error) {
-      result.failed++;
-      deps.log.error('reaper reconcile failed', {
-        namespace: group.namespace,
-        key: group.key,
-        error: String(error),
-      });
+      groupFailed(group, error);
       continue;
     }
     await settle([group], true);
