@@ -165,13 +165,7 @@ export class DynamoTaskStore implements TaskStore {
   }
 
   async get(id: TaskId): Promise<TaskRecord | undefined> {
-    const { Item: item } = await this.#client.send(
-      new GetItemCommand({
-        TableName: this.tableName,
-        Key: taskItemKey(taskPartitionKey(id)),
-        ConsistentRead: true,
-      }),
-    );
+    const item = await this.#readTaskItem(taskPartitionKey(id));
     return item ? fromTaskItem(item) : undefined;
   }
 

@@ -64,7 +64,6 @@ export interface TaskItemOptions {
 export interface TaskItem {
   item: Item;
   key: Item;
-  expiresAt: number | undefined;
 }
 
 export function taskItemKey(taskKey: string): Item {
@@ -111,10 +110,9 @@ export function toTaskItem(record: TaskRecord, options: TaskItemOptions): TaskIt
   }
   item[LIST_SHARD_ATTRIBUTE] = { S: listShardOf(taskKey, options.shards) };
 
-  let expiresAt: number | undefined;
   if (isTerminal(record.state)) {
     // A terminal record without endedAt still expires, counted from now, so nothing stays forever.
-    expiresAt = epochSeconds((record.endedAt ?? options.now) + options.retentionMs);
+    const expiresAt = epochSeconds((record.endedAt ?? options.now) + options.retentionMs);
     item[TTL_ATTRIBUTE] = { N: String(expiresAt) };
   }
 
@@ -145,7 +143,7 @@ export function toTaskItem(record: TaskRecord, options: TaskItemOptions): TaskIt
       `${what}: the item would take about ${size} bytes (${spec}), over the store's limit of ${MAX_ITEM_BYTES}; nothing was stored`,
     );
   }
-  return { item, key: taskItemKey(taskKey), expiresAt };
+  return { item, key: taskItemKey(taskKey) };
 }
 
 export interface UpdateOfItem {
