@@ -3,7 +3,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 // The modules, not the package's index: see connections.ts.
 import type { KubeConfig } from '@kubernetes/client-node/dist/config.js';
 import { RequestContext } from '@kubernetes/client-node/dist/gen/http/http.js';
-import { IsomorphicFetchHttpLibrary } from '@kubernetes/client-node/dist/gen/http/isomorphic-fetch.js';
+import { Agent, type Dispatcher } from 'undici';
 import type { Pod } from '../core/pod.ts';
 import {
   type Cluster,
@@ -69,7 +69,6 @@ export class KubeCluster implements Cluster {
   readonly #requestTimeoutMs: number;
   readonly #onRetry: KubeClusterOptions['onRetry'];
   readonly #connectionDeps: KubeConfigDeps | undefined;
-  readonly #http = new IsomorphicFetchHttpLibrary();
   readonly #dispatchers = new Map<string, Dispatcher>();
 
   constructor(source: ConfigSource, options: KubeClusterOptions = {}) {
@@ -295,7 +294,7 @@ export class KubeCluster implements Cluster {
     return withRetries(
       this.#retry,
       async () => {
-        const response = await this.#send(target, kc, method, url.toString(), body);
+        const response = await this.#send(target, kc, method, url, body);
         const passThrough =
           response.status === 404 || response.status === 409 || (response.status === 410 && !!query);
         if (response.status >= 400 && !passThrough) {
@@ -311,47 +310,81 @@ export class KubeCluster implements Cluster {
     target: KubeRequestTarget,
     kc: KubeConfig,
     method: 'GET' | 'POST' | 'DELETE',
-    url: string,
+    url: URL,
     body: unknown,
   ): Promise<RawResponse> {
-    const request = new RequestContext(url, method);
-    request.setHeaderParam('Accept', 'application/json');
-    if (body !== undefined) {
-      request.setHeaderParam('Content-Type', 'application/json');
-      request.setBody(JSON.stringify(body));
-    }
+    const headers: Record<string, string> = { accept: 'application/json' };
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    if (payload !== undefined) headers['content-type'] = 'application/json';
+    let dispatcher: Dispatcher;
     try {
-      // Per request, so rotating credentials (exec plugins, EKS tokens, projected tokens) stay fresh.
-      await kc.applySecurityAuthentication(request);
+      dispatcher = await this.#authenticate(target.cluster, kc, url, method, headers);
     } catch (error) {
       throw new ClusterError(
         'fatal',
         `${describeTarget(target)}: could not obtain credentials: ${(error as Error)?.message ?? error}`,
       );
     }
-    const shared = this.#sharedDispatcher(target.cluster, kc, request.getDispatcher());
-    if (shared) request.setDispatcher(shared);
-    request.setSignal(AbortSignal.timeout(this.#requestTimeoutMs));
     try {
-      const response = await this.#http.send(request).toPromise();
+      // undici's request() rather than fetch(): a pass makes thousands of calls, and fetch's
+      // spec machinery (streams, Response objects) was a tenth of its CPU.
+      const response = await dispatcher.request({
+        origin: url.origin,
+        path: url.pathname + url.search,
+        method,
+        headers,
+        ...(payload !== undefined ? { body: payload } : {}),
+        signal: AbortSignal.timeout(this.#requestTimeoutMs),
+      });
       const text = await response.body.text();
-      return { status: response.httpStatusCode, headers: response.headers, body: parseJson(text) };
+      return { status: response.statusCode, headers: flatHeaders(response.headers), body: parseJson(text) };
     } catch (error) {
       throw clusterErrorFromThrown(target, error);
     }
   }
 
   /**
-   * client-node makes a new connection pool for every request, so every call would pay a TLS
-   * handshake. The TLS material of a cluster does not change between requests (tokens travel in
-   * headers), except for exec plugins, which may hand out client certificates: those keep theirs.
+   * Puts the request's credentials into `headers` and returns the dispatcher to send it with.
+   * Credentials are taken per request, so that rotating ones (exec plugins, EKS tokens, projected
+   * tokens) stay fresh. The dispatcher holds the TLS material and the connection pool, which do not
+   * rotate: client-node builds it once per cluster from the kubeconfig (CA, client certificate,
+   * proxy), and every later request reuses it; building it again per request parsed the TLS key
+   * and opened a new pool each time. Exec plugins may hand out client certificates, so for them
+   * client-node builds it every time, as before.
    */
-  #sharedDispatcher(cluster: string, kc: KubeConfig, fresh: Dispatcher | undefined): Dispatcher | undefined {
-    if (!fresh || kc.getCurrentUser()?.exec) return fresh;
+  async #authenticate(
+    cluster: string,
+    kc: KubeConfig,
+    url: URL,
+    method: 'GET' | 'POST' | 'DELETE',
+    headers: Record<string, string>,
+  ): Promise<Dispatcher> {
+    const exec = !!kc.getCurrentUser()?.exec;
+    const pooled = this.#dispatchers.get(cluster);
+    if (pooled && !exec) {
+      const options: { headers?: Record<string, unknown>; auth?: string } = {};
+      await kc.applyToHTTPSOptions(options);
+      // As applySecurityAuthentication sets them: basic auth first, a token header over it.
+      if (options.auth) headers.authorization = `Basic ${Buffer.from(options.auth).toString('base64')}`;
+      for (const [name, value] of Object.entries(options.headers ?? {}))
+        headers[name.toLowerCase()] = String(value);
+      return pooled;
+    }
+    const context = new RequestContext(url.toString(), method);
+    await kc.applySecurityAuthentication(context);
+    for (const [name, value] of Object.entries(context.getHeaders())) headers[name.toLowerCase()] = value;
+    const fresh = context.getDispatcher();
+    if (fresh && exec) return fresh;
     const existing = this.#dispatchers.get(cluster);
-    if (existing) return existing;
-    this.#dispatchers.set(cluster, fresh);
-    return fresh;
+    if (existing) {
+      // Another request of the same cluster pooled one first.
+      if (fresh) void fresh.close();
+      return existing;
+    }
+    // No TLS material in the kubeconfig (a public CA): a plain pool, as client-node's fetch would use.
+    const dispatcher = fresh ?? new Agent({ connect: { keepAlive: true, keepAliveInitialDelay: 30_000 } });
+    this.#dispatchers.set(cluster, dispatcher);
+    return dispatcher;
   }
 
   /** Closes pooled connections, so that a short-lived process can exit at once. */
@@ -401,12 +434,17 @@ export class KubeCluster implements Cluster {
   }
 }
 
-type Dispatcher = NonNullable<ReturnType<RequestContext['getDispatcher']>>;
-
 interface RawResponse {
   status: number;
   headers: Record<string, string>;
   body: unknown;
+}
+
+function flatHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string> {
+  const flat: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers))
+    if (value !== undefined) flat[name] = Array.isArray(value) ? value.join(', ') : value;
+  return flat;
 }
 
 function parseJson(text: string): unknown {

@@ -333,6 +333,8 @@ describe('credentials and RBAC', () => {
     const clusterWide = await restricted.listPods('restricted', {}).catch((e: unknown) => e as ClusterError);
     expect(clusterWide).toMatchObject({ kind: 'fatal', status: 403 });
     expect((clusterWide as ClusterError).message).toMatch(/list pods in all namespaces.*ClusterRoleBinding/);
+    // A later request of the same cluster reuses the pooled connection, and still sends the token.
+    expect((clusterWide as ClusterError).message).toContain(`system:serviceaccount:${namespace}:no-rbac`);
   });
 
   it('authenticates an eks connection with the token provider, and names what its role lacks', async () => {
