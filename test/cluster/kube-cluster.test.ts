@@ -1,8 +1,15 @@
 // The Cluster adapter against the real local control plane (etcd, kube-apiserver, kube-scheduler,
 // KWOK): what it sends, how it reads the answers, and how it maps failures, RBAC denials included.
+import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { CoreV1Api, KubeConfig, RbacAuthorizationV1Api, type V1Pod } from '@kubernetes/client-node';
+import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { LAMBDA_BUNDLING } from '../../infra/bundling/options.ts';
 import { parseClusterConnections } from '../../lib/cluster/connections.ts';
 import { KubeCluster, type KubeClusterOptions, storyEventName } from '../../lib/cluster/kube-cluster.ts';
 import type { Pod } from '../../lib/core/pod.ts';
@@ -516,3 +523,52 @@ function record(sleeps: number[]): (ms: number) => Promise<void> {
     sleeps.push(ms);
   };
 }
+
+describe('bundled as the functions are', () => {
+  it("reads, creates and deletes through the bundle's own undici (the alias in infra/bundling)", async () => {
+    // The functions carry a slimmed undici (infra/bundling/undici.mjs); the adapter must work with
+    // what that file gives, not only with the full package the tests load.
+    const dir = await mkdtemp(join(tmpdir(), 'podwarden-kube-bundle-'));
+    try {
+      const outfile = join(dir, 'probe.mjs');
+      const adapter = fileURLToPath(new URL('../../lib/cluster/kube-cluster.ts', import.meta.url));
+      const connections = fileURLToPath(new URL('../../lib/cluster/connections.ts', import.meta.url));
+      await build({
+        stdin: {
+          contents: `
+            import { KubeCluster } from ${JSON.stringify(adapter)};
+            import { parseClusterConnections } from ${JSON.stringify(connections)};
+            const [path, namespace, pod] = JSON.parse(process.argv[2]);
+            const cluster = new KubeCluster(parseClusterConnections({ local: { kind: 'kubeconfig', path } }));
+            const created = await cluster.createPod('local', pod);
+            const read = await cluster.getPod('local', namespace, pod.metadata.name);
+            const refused = await cluster.deletePod('local', namespace, pod.metadata.name, { uid: 'not-its-uid', gracePeriodSeconds: 0 });
+            const deleted = await cluster.deletePod('local', namespace, pod.metadata.name, { uid: read.metadata.uid, gracePeriodSeconds: 0 });
+            await cluster.close();
+            console.log('RESULT ' + JSON.stringify({ created: created.outcome, uid: created.pod?.metadata.uid, read: read.metadata.uid, refused, deleted }));
+          `,
+          resolveDir: dir,
+          loader: 'ts',
+        },
+        outfile,
+        bundle: true,
+        platform: 'node',
+        ...LAMBDA_BUNDLING,
+        mainFields: [...LAMBDA_BUNDLING.mainFields],
+        banner: { js: LAMBDA_BUNDLING.banner },
+        nodePaths: [fileURLToPath(new URL('../../node_modules', import.meta.url))],
+        logLevel: 'error',
+      });
+      const node24 = fileURLToPath(new URL('../../node_modules/.bin/node', import.meta.url));
+      const args = [inject('kubeconfigPath'), namespace, runningPod('bundled')];
+      const run = spawnSync(node24, [outfile, JSON.stringify(args)], { encoding: 'utf8', timeout: 60_000 });
+      expect(run.status, run.stderr.slice(-2_000)).toBe(0);
+      const line = run.stdout.split('\n').find((text) => text.startsWith('RESULT '));
+      const result = JSON.parse(line?.slice('RESULT '.length) ?? '{}');
+      expect(result).toMatchObject({ created: 'created', refused: 'uid-mismatch', deleted: 'deleted' });
+      expect(result.read).toBe(result.uid);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
