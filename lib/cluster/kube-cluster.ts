@@ -8,6 +8,7 @@ import type { Pod } from '../core/pod.ts';
 import {
   type Cluster,
   ClusterError,
+  type DeleteOptions,
   type DeleteOutcome,
   type KubeEvent,
   type ListPodsOptions,
@@ -129,7 +130,7 @@ export class KubeCluster implements Cluster {
     cluster: string,
     namespace: string,
     name: string,
-    options: { uid: string; gracePeriodSeconds: number },
+    options: DeleteOptions,
   ): Promise<DeleteOutcome> {
     const target: KubeRequestTarget = { cluster, verb: 'delete', resource: 'pods', namespace, name };
     checkNamespace(target, namespace);
@@ -143,16 +144,30 @@ export class KubeCluster implements Cluster {
         `${describeTarget(target)}: gracePeriodSeconds must be a non-negative integer, got ${options.gracePeriodSeconds}`,
       );
     }
+    const { resourceVersion } = options;
+    if (resourceVersion !== undefined && (typeof resourceVersion !== 'string' || resourceVersion === '')) {
+      throw new ClusterError(
+        'fatal',
+        `${describeTarget(target)}: resourceVersion must be a non-empty string when given, got ${JSON.stringify(resourceVersion)}`,
+      );
+    }
     const body = {
       apiVersion: 'v1',
       kind: 'DeleteOptions',
       gracePeriodSeconds: options.gracePeriodSeconds,
-      preconditions: { uid: options.uid },
+      preconditions: { uid: options.uid, ...(resourceVersion ? { resourceVersion } : {}) },
     };
     const response = await this.#request(target, 'DELETE', podPath(namespace, name), undefined, body);
     if (response.status === 404) return 'not-found';
-    // The uid is the only precondition sent, so a conflict means the name now belongs to another pod.
-    if (response.status === 409) return 'uid-mismatch';
+    if (response.status === 409) {
+      // With the uid alone, a conflict means the name now belongs to another pod. With a
+      // resourceVersion too, the pod as it is now tells which precondition failed (the API
+      // server's message says it only in prose).
+      if (!resourceVersion) return 'uid-mismatch';
+      const now = await this.getPod(cluster, namespace, name);
+      if (!now) return 'not-found';
+      return now.metadata.uid === options.uid ? 'changed' : 'uid-mismatch';
+    }
     this.#expectOk(target, response);
     return 'deleted';
   }

@@ -121,7 +121,22 @@ export interface KubeEvent {
   eventTime?: string;
 }
 
-export type DeleteOutcome = 'deleted' | 'not-found' | 'uid-mismatch';
+/**
+ * What the API server answered a delete: `uid-mismatch` when the name belongs to another pod now,
+ * `changed` when the pod (same uid) is no longer at the resourceVersion the delete was made for.
+ */
+export type DeleteOutcome = 'deleted' | 'not-found' | 'uid-mismatch' | 'changed';
+
+/** A delete's preconditions and grace. */
+export interface DeleteOptions {
+  uid: string;
+  gracePeriodSeconds: number;
+  /**
+   * The pod's resourceVersion as read: the delete then happens only if the pod is still exactly
+   * what the decision was made on (the API server checks it atomically with the delete).
+   */
+  resourceVersion?: string;
+}
 
 export interface ListPodsOptions {
   namespace?: string;
@@ -142,12 +157,7 @@ export interface Cluster {
   /** Creates the pod; `exists` when the name is taken (the caller decides whether it is its own). */
   createPod(cluster: string, pod: Pod): Promise<{ outcome: 'created' | 'exists'; pod?: Pod }>;
   /** Deletes with a uid precondition; repeating it answers `not-found`, which counts as done. */
-  deletePod(
-    cluster: string,
-    namespace: string,
-    name: string,
-    options: { uid: string; gracePeriodSeconds: number },
-  ): Promise<DeleteOutcome>;
+  deletePod(cluster: string, namespace: string, name: string, options: DeleteOptions): Promise<DeleteOutcome>;
   /** Every page (the adapter follows `continue`). */
   listPods(cluster: string, options: ListPodsOptions): Promise<Pod[]>;
   listEvents(cluster: string, namespace: string, fieldSelector: string): Promise<KubeEvent[]>;

@@ -9,7 +9,14 @@ import { formatDuration } from '../core/explain.ts';
 import { PROFILES, readOverrides } from '../core/identity.ts';
 import type { Pod } from '../core/pod.ts';
 import type { Policy } from '../core/policy.ts';
-import type { AuditEntry, Cluster, EventSink, ListPodsOptions, TaskStore } from '../core/ports.ts';
+import type {
+  AuditEntry,
+  Cluster,
+  DeleteOptions,
+  EventSink,
+  ListPodsOptions,
+  TaskStore,
+} from '../core/ports.ts';
 import type { StoryEvent } from '../core/story.ts';
 import type { ProfileName } from '../core/task.ts';
 import { type ReaperPassResult, runReaperPass } from '../reconciler/passes.ts';
@@ -77,12 +84,7 @@ class ListingTap implements Cluster {
   createPod(cluster: string, pod: Pod) {
     return this.#inner.createPod(cluster, pod);
   }
-  deletePod(
-    cluster: string,
-    namespace: string,
-    name: string,
-    options: { uid: string; gracePeriodSeconds: number },
-  ) {
+  deletePod(cluster: string, namespace: string, name: string, options: DeleteOptions) {
     return this.#inner.deletePod(cluster, namespace, name, options);
   }
   async listPods(cluster: string, options: ListPodsOptions): Promise<Pod[]> {

@@ -216,8 +216,9 @@ export function reaperDeleteCap(podsListed: number, maxDeletes: number, percent:
  * every task, `concurrency` at a time. That also re-reads every task that has a pod, so the list
  * is the resync of all of them. A task's deletes are first decided with deletes held back, and
  * counted; they are then made at once while they fit within the cap of the pods listed so far (in
- * list order), else after the list, up to the pass's cap. Each pod about to be deleted is read
- * again first, and the delete carries its uid as a precondition. Deletes held back past the cap
+ * list order), else after the list, up to the pass's cap. Each delete carries the listed pod's uid
+ * and resourceVersion as preconditions, so the API server deletes only a pod that has not changed
+ * since the list (a changed one is decided again on a fresh read). Deletes held back past the cap
  * cost nothing but a counter and one log line.
  *
  * The pass is also the periodic resync of every unfinished task of the cluster: the tasks with a

@@ -69,7 +69,9 @@ export interface Target {
   taskId?: TaskId;
   /**
    * The task's pods as just listed from the API server (the reaper's list): they are the fresh
-   * reading, instead of a GET per pod. A pod the decision would delete is read again first.
+   * reading, instead of a GET per pod. A delete of a listed pod carries its listed resourceVersion
+   * as a precondition, so the API server deletes it only if it has not changed since the list;
+   * if it has, the task is decided again on fresh reads.
    */
   listedPods?: Pod[];
   /** The task's record as just read in a batch (`undefined` inside: none is stored). */
@@ -85,6 +87,8 @@ export interface ReconcileResult {
   skipped?: string;
   /** Deletes decided and left for later under `holdDeletes` (nothing else was done either). */
   heldDeletes?: number;
+  /** A delete was refused because its listed pod had changed since the list (see `Target.listedPods`). */
+  changedSinceRead?: boolean;
 }
 
 /** An intent younger than this may belong to a handler still acting on it: it is not settled yet. */
@@ -169,11 +173,6 @@ async function reconcileOnce(
     : [];
   hints = [...secondSource, ...hints, ...confirmed];
   let decision = decideAll(record, [...hints, ...fresh], now, deps.policy);
-  if (target.listedPods && !deps.holdDeletes && (await listedPodsChanged(deps, target, decision.actions))) {
-    // A pod about to be deleted changed since the list: decide again on fresh reads only.
-    const { listedPods: _listed, ...reread } = target;
-    return reconcileOnce(deps, reread, hints);
-  }
   if (decision.actions.some((a) => a.kind === 'create-pod')) {
     // Just before a re-create, ask the API server whether the orchestrator has moved on to a newer
     // try: such a pod is folded in first, which drops the superseded re-create.
@@ -186,7 +185,14 @@ async function reconcileOnce(
         deps.policy,
       );
   }
-  return commit(deps, record, decision.task, decision.actions, now, settled);
+  const result = await commit(deps, record, decision.task, decision.actions, now, settled, target.listedPods);
+  if (!result.changedSinceRead) return result;
+  // A listed pod about to be deleted had changed since the list (the API server refused the delete
+  // for its resourceVersion; nothing was deleted, and the refusal is audited): decide again on
+  // fresh reads only.
+  const { listedPods: _listed, preRead: _preRead, ...reread } = target;
+  const again = await reconcileOnce(deps, reread, hints);
+  return { ...again, actions: [...result.actions, ...again.actions], deleted: result.deleted + again.deleted };
 }
 
 /**
@@ -338,21 +344,6 @@ function intentOf(deps: ReconcilerDeps, action: Action): ActionIntent | undefine
   return undefined;
 }
 
-/**
- * Re-reads each listed pod the decision would delete: true if one is gone or changed since the
- * list (its resourceVersion moved). A list may be seconds old; a delete acts on the pod as it is.
- */
-async function listedPodsChanged(deps: ReconcilerDeps, target: Target, actions: Action[]): Promise<boolean> {
-  for (const action of actions) {
-    if (action.kind !== 'delete-pod') continue;
-    const listed = target.listedPods?.find((pod) => pod.metadata.name === action.podName);
-    if (!listed) continue;
-    const now = await deps.cluster.getPod(target.cluster, action.namespace, action.podName);
-    if (now?.metadata.resourceVersion !== listed.metadata.resourceVersion) return true;
-  }
-  return false;
-}
-
 /** Live pods of the same task with a higher try number than the record's, newest last. */
 async function newerTryPods(deps: ReconcilerDeps, task: TaskRecord): Promise<Pod[]> {
   const selector = taskLabelSelector(task);
@@ -404,6 +395,7 @@ async function commit(
   actions: Action[],
   now: number,
   settled: Settled = { audits: [], events: [], kept: before.intents ?? [] },
+  listedPods?: Pod[],
 ): Promise<ReconcileResult> {
   if (deps.holdDeletes) {
     const heldDeletes = actions.filter((a) => a.kind === 'delete-pod').length;
@@ -441,10 +433,13 @@ async function commit(
   const audits: AuditEntry[] = [];
   const announced: OutboundEvent[] = [];
   let deleted = 0;
+  let changedSinceRead = false;
   const performed: PerformedAction[] = [];
   for (const action of actions) {
-    const { seen, done } = await perform(deps, saved, action, audits, (outcome) => {
-      if (action.kind !== 'delete-pod' || outcome !== 'deleted') return;
+    const { seen, done } = await perform(deps, saved, action, audits, listedPods, (outcome) => {
+      if (action.kind !== 'delete-pod') return;
+      if (outcome === 'changed') changedSinceRead = true;
+      if (outcome !== 'deleted') return;
       deleted++;
       if (action.announce) announced.push(action.announce);
     });
@@ -482,9 +477,14 @@ async function commit(
   if (followUps.length > 0) {
     const next = decideAll(saved, followUps, now, deps.policy);
     const result = await commit(deps, saved, next.task, next.actions, now);
-    return { task: result.task, actions: [...actions, ...result.actions], deleted: deleted + result.deleted };
+    return {
+      task: result.task,
+      actions: [...actions, ...result.actions],
+      deleted: deleted + result.deleted,
+      ...(changedSinceRead ? { changedSinceRead } : {}),
+    };
   }
-  return { task: saved, actions, deleted };
+  return { task: saved, actions, deleted, ...(changedSinceRead ? { changedSinceRead } : {}) };
 }
 
 /** The decision changes nothing but a resync due time, before and after. */
@@ -528,6 +528,7 @@ async function perform(
   task: TaskRecord,
   action: Action,
   audits: AuditEntry[],
+  listedPods: Pod[] | undefined,
   onDelete: (outcome: DeleteOutcome) => void,
 ): Promise<{ seen?: Pod; done: PerformedAction }> {
   const { cluster } = task.id;
@@ -561,9 +562,16 @@ async function perform(
       return { ...(pod ? { seen: pod } : {}), done: { action, outcome, ...(uid ? { uid } : {}) } };
     }
     case 'delete-pod': {
+      // A pod decided on from the list is deleted only as listed: the API server checks that it
+      // has not changed since (instead of a GET of every such pod before its delete).
+      const listed = listedPods?.find(
+        (pod) => pod.metadata.name === action.podName && pod.metadata.uid === action.uid,
+      );
+      const resourceVersion = listed?.metadata.resourceVersion;
       const outcome = await deps.cluster.deletePod(cluster, action.namespace, action.podName, {
         uid: action.uid,
         gracePeriodSeconds: action.gracePeriodSeconds,
+        ...(resourceVersion ? { resourceVersion } : {}),
       });
       audits.push(deleteAudit(deps, action, outcome));
       onDelete(outcome);

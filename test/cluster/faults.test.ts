@@ -446,6 +446,36 @@ async function expectReapedOnce(namespace: string, zombies: Zombie[]): Promise<v
 }
 
 describe('what is reported is what happened', () => {
+  it('a pod that changed between the list and its delete is decided again on a fresh read, then deleted once', async () => {
+    const namespace = await namespaceFor('fault-changed');
+    const [zombie] = await zombieTasks(namespace, ['chgz1']);
+    if (!zombie) throw new Error('no zombie');
+    const reapedBefore = emitted.filter((event) => event.type === 'Pod Reaped').length;
+    // Between the reaper's list and its delete, someone labels the pod: its resourceVersion moves.
+    const touch = async () => {
+      await core.patchNamespacedPod({
+        namespace,
+        name: zombie.name,
+        body: [{ op: 'add', path: '/metadata/labels/touched', value: 'yes' }],
+      });
+    };
+    const pass = await runReaperPass(deps({ beforeDelete: touch }), {
+      cluster: CLUSTER,
+      profiles: ['airflow-kpo'],
+      namespaces: [namespace],
+      maxDeletes: 10,
+    });
+    expect(pass).toMatchObject({ deleted: 1, failed: 0 });
+    await waitFor('the zombie gone', async () => (await readPod(namespace, zombie.name)) === undefined);
+    const reaps = (await store.listAudit(taskId(namespace, 'chgz1'))).filter(
+      (entry) => entry.what === 'reap:sidecar-zombie',
+    );
+    // Newest first: the refusal of the delete made on the listed reading, then the delete.
+    expect(reaps.map((entry) => entry.outcome)).toEqual(['deleted', 'changed']);
+    expect(reaps.every((entry) => entry.podUid === zombie.uid)).toBe(true);
+    expect(emitted.filter((event) => event.type === 'Pod Reaped').slice(reapedBefore)).toHaveLength(1);
+  });
+
   it('a delete the uid precondition refused is neither announced nor counted', async () => {
     const namespace = await namespaceFor('fault-uid-refused');
     const [zombie] = await zombieTasks(namespace, ['uidz1']);

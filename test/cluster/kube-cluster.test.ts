@@ -122,6 +122,52 @@ describe('pods', () => {
     );
   });
 
+  it('deletes a pod only at the resourceVersion given, and says which precondition failed', async () => {
+    // On a node KWOK does not manage, so that nothing but this test changes the pod.
+    const manifest = wire(
+      taskPod({ name: 'as-read', namespace, behaviour: { kind: 'run' }, nodeName: 'no-kubelet' }),
+    );
+    const read = (await cluster.createPod('local', manifest)).pod!;
+    const uid = read.metadata.uid!;
+    const stale = read.metadata.resourceVersion!;
+    await core.patchNamespacedPod({
+      namespace,
+      name: 'as-read',
+      body: [{ op: 'add', path: '/metadata/annotations', value: { touched: 'yes' } }],
+    });
+    expect(
+      await cluster.deletePod('local', namespace, 'as-read', {
+        uid,
+        gracePeriodSeconds: 0,
+        resourceVersion: stale,
+      }),
+    ).toBe('changed');
+    const now = await cluster.getPod('local', namespace, 'as-read');
+    expect(now?.metadata.deletionTimestamp).toBeUndefined();
+    expect(
+      await cluster.deletePod('local', namespace, 'as-read', {
+        uid: randomUUID(),
+        gracePeriodSeconds: 0,
+        resourceVersion: now!.metadata.resourceVersion!,
+      }),
+    ).toBe('uid-mismatch');
+    expect(
+      await cluster.deletePod('local', namespace, 'as-read', {
+        uid,
+        gracePeriodSeconds: 0,
+        resourceVersion: now!.metadata.resourceVersion!,
+      }),
+    ).toBe('deleted');
+    await gone('as-read');
+    expect(
+      await cluster.deletePod('local', namespace, 'as-read', {
+        uid,
+        gracePeriodSeconds: 0,
+        resourceVersion: stale,
+      }),
+    ).toBe('not-found');
+  });
+
   it('passes the grace period, so a graceful delete leaves the pod terminating', async () => {
     // Bound to a node KWOK does not manage: no kubelet finishes the deletion, so it stays visible.
     const manifest = wire(
