@@ -100,6 +100,14 @@ export interface TaskListing {
   /** More tasks matched than `limit`: the answer is cut. */
   cut: boolean;
 }
+interface AuditCall {
+  requests: WriteRequest[];
+  /** The task, for an error message. */
+  what: string;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
 /** DynamoDB's limits per BatchWriteItem and BatchGetItem call. */
 const BATCH_WRITE_MAX = 25;
 const BATCH_GET_MAX = 100;
@@ -128,6 +136,8 @@ export class DynamoTaskStore implements TaskStore {
   readonly retentionMs: number;
   readonly shards: number;
   readonly #client: DynamoDBClient;
+  /** appendAudit calls of this turn of the event loop, sent together at its end. */
+  #auditCalls: AuditCall[] = [];
 
   constructor(options: DynamoTaskStoreOptions) {
     if (typeof options !== 'object' || options === null) {
@@ -585,6 +595,13 @@ export class DynamoTaskStore implements TaskStore {
     return item;
   }
 
+  /**
+   * Audit lines of concurrent reconciles (a reaper pass makes its deletes 16 at a time) share
+   * BatchWriteItem requests: the calls made within one turn of the event loop are sent together, up
+   * to 25 items a request, whole calls only, and each call resolves once the request that carries
+   * its lines is done (or rejects with its failure). No call waits for others to come: a lone call
+   * is sent as it was before, in the same turn's end.
+   */
   async appendAudit(id: TaskId, entries: AuditEntry[]): Promise<void> {
     if (!Array.isArray(entries)) throw new StoreInputError('appendAudit: entries must be an array');
     const taskKey = taskPartitionKey(id);
@@ -592,20 +609,61 @@ export class DynamoTaskStore implements TaskStore {
     const requests: WriteRequest[] = entries.map((entry, sequence) => ({
       PutRequest: { Item: toAuditItem(taskKey, entry, sequence, unique, this.retentionMs) },
     }));
-    for (let start = 0; start < requests.length; start += BATCH_WRITE_MAX) {
-      let pending = requests.slice(start, start + BATCH_WRITE_MAX);
-      for (let attempt = 0; pending.length > 0; attempt++) {
-        if (attempt > BATCH_RETRIES) {
-          throw new Error(
-            `BatchWriteItem left ${pending.length} audit items of ${id.cluster}/${id.namespace}/${id.key} unprocessed after ${BATCH_RETRIES} retries`,
-          );
-        }
-        if (attempt > 0) await backoff(attempt);
-        const response = await this.#client.send(
-          new BatchWriteItemCommand({ RequestItems: { [this.tableName]: pending } }),
-        );
-        pending = response.UnprocessedItems?.[this.tableName] ?? [];
+    const what = `${id.cluster}/${id.namespace}/${id.key}`;
+    if (requests.length === 0) return;
+    if (requests.length > BATCH_WRITE_MAX) {
+      for (let start = 0; start < requests.length; start += BATCH_WRITE_MAX)
+        await this.#writeAuditItems(requests.slice(start, start + BATCH_WRITE_MAX), what);
+      return;
+    }
+    await new Promise<void>((resolve, reject) => {
+      this.#auditCalls.push({ requests, what, resolve, reject });
+      if (this.#auditCalls.length === 1) setImmediate(() => this.#sendAuditCalls());
+    });
+  }
+
+  #sendAuditCalls(): void {
+    const calls = this.#auditCalls;
+    this.#auditCalls = [];
+    const send = (batch: AuditCall[]) =>
+      this.#writeAuditItems(
+        batch.flatMap((call) => call.requests),
+        batch.map((call) => call.what).join(', '),
+      ).then(
+        () => {
+          for (const call of batch) call.resolve();
+        },
+        (error: unknown) => {
+          for (const call of batch) call.reject(error);
+        },
+      );
+    let batch: AuditCall[] = [];
+    let items = 0;
+    for (const call of calls) {
+      if (items + call.requests.length > BATCH_WRITE_MAX) {
+        void send(batch);
+        batch = [];
+        items = 0;
       }
+      batch.push(call);
+      items += call.requests.length;
+    }
+    if (batch.length > 0) void send(batch);
+  }
+
+  async #writeAuditItems(requests: WriteRequest[], what: string): Promise<void> {
+    let pending = requests;
+    for (let attempt = 0; pending.length > 0; attempt++) {
+      if (attempt > BATCH_RETRIES) {
+        throw new Error(
+          `BatchWriteItem left ${pending.length} audit items of ${what} unprocessed after ${BATCH_RETRIES} retries`,
+        );
+      }
+      if (attempt > 0) await backoff(attempt);
+      const response = await this.#client.send(
+        new BatchWriteItemCommand({ RequestItems: { [this.tableName]: pending } }),
+      );
+      pending = response.UnprocessedItems?.[this.tableName] ?? [];
     }
   }
 

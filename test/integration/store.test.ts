@@ -530,6 +530,59 @@ function auditEntry(at: number, what: string, podName = 'load-orders-x'): AuditE
 }
 
 describe('audit', () => {
+  it('sends the lines of concurrent calls in shared requests, 25 items at most, each call whole', async () => {
+    const ids = Array.from({ length: 30 }, () => freshRecord().id);
+    const { store: observed, sent, close } = recordingStore();
+    try {
+      // One call of three lines among 29 of one: whole calls only, so 25 + 5 cannot split it.
+      await Promise.all(
+        ids.map((id, n) =>
+          observed.appendAudit(
+            id,
+            n === 12
+              ? [auditEntry(NOW, 'a'), auditEntry(NOW, 'b'), auditEntry(NOW, 'c')]
+              : [auditEntry(NOW, `line-${n}`)],
+          ),
+        ),
+      );
+      const batches = sent.filter((request) => request.command === 'BatchWriteItemCommand');
+      const sizes = batches.map(
+        (request) => Object.values(request.input.RequestItems as Record<string, unknown[]>)[0]!.length,
+      );
+      expect(sizes.reduce((sum, size) => sum + size, 0)).toBe(32);
+      expect(batches.length).toBe(2);
+      expect(Math.max(...sizes)).toBeLessThanOrEqual(25);
+    } finally {
+      close();
+    }
+    expect((await store.listAudit(ids[12]!)).map((entry) => entry.what).sort()).toEqual(['a', 'b', 'c']);
+    for (const [n, id] of ids.entries())
+      if (n !== 12) expect((await store.listAudit(id)).map((entry) => entry.what)).toEqual([`line-${n}`]);
+  });
+
+  it('rejects every call whose shared request failed', async () => {
+    const client = localDynamoDBClient({ maxAttempts: 1 });
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === 'BatchWriteItemCommand')
+          throw new Error('injected: BatchWriteItem refused');
+        return next(args);
+      },
+      { step: 'initialize', name: 'refuseBatchWrites' },
+    );
+    try {
+      const failing = new DynamoTaskStore({ client, tableName: table.tableName, retentionMs: RETENTION_MS });
+      const ids = [freshRecord().id, freshRecord().id];
+      const outcomes = await Promise.allSettled(
+        ids.map((id) => failing.appendAudit(id, [auditEntry(NOW, 'never-written')])),
+      );
+      expect(outcomes.map((outcome) => outcome.status)).toEqual(['rejected', 'rejected']);
+      for (const id of ids) expect(await store.listAudit(id)).toEqual([]);
+    } finally {
+      client.destroy();
+    }
+  });
+
   it('lists entries newest first, honours the limit, and keeps tasks apart', async () => {
     const record = await store.put(freshRecord(), NOW);
     const other = await store.put(freshRecord(), NOW);
