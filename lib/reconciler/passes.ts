@@ -464,52 +464,59 @@ export async function runReaperPass(deps: ReconcilerDeps, options: ReaperOptions
       budget -= group.heldDeletes;
     }
   }
-  await eachLimited(allowed, concurrency, async (group) => {
-    const outcome = await reconcileGroup(group, passDeps);
-    // As the cluster answered: a uid-precondition refusal deleted nothing.
-    result.deleted += outcome?.deleted ?? 0;
-  });
+  // The unfinished tasks the list did not show, as the timer would re-read them. A failure here
+  // costs only the note: the timer then does these resyncs, as it would without the pass. They are
+  // other tasks than round 2's, so they are re-read while round 2's deletes go on.
+  const canNote = !deps.dryRun && !!deps.store.resyncEntries && !!deps.store.noteResyncPass;
+  const resyncUnlisted = async (): Promise<boolean> => {
+    try {
+      const unlisted: TaskId[] = (await deps.store.resyncEntries!(options.cluster))
+        .filter((entry) => !listedTasks.has(`${entry.id.namespace}\u0000${entry.id.key}`))
+        .map((entry) => entry.id);
+      for (let start = 0; start < unlisted.length; start += RECORD_CHUNK) {
+        const records = await deps.store.getMany(unlisted.slice(start, start + RECORD_CHUNK));
+        await eachLimited(records, concurrency, async (record) => {
+          try {
+            await reconcile(
+              passDeps,
+              { ...targetOf(record), preRead: { record } },
+              await timerHints(passDeps, record),
+            );
+            result.resynced++;
+          } catch (error) {
+            result.resyncFailed++;
+            deps.log.error('reaper resync failed', { task: record.id, error: String(error) });
+          }
+        });
+      }
+      return true;
+    } catch (error) {
+      result.resyncFailed++;
+      deps.log.error('reaper resync of unlisted tasks failed', {
+        cluster: options.cluster,
+        error: String(error),
+      });
+      return false;
+    }
+  };
+  const [, unlistedDone] = await Promise.all([
+    eachLimited(allowed, concurrency, async (group) => {
+      const outcome = await reconcileGroup(group, passDeps);
+      // As the cluster answered: a uid-precondition refusal deleted nothing.
+      result.deleted += outcome?.deleted ?? 0;
+    }),
+    canNote ? resyncUnlisted() : false,
+  ]);
   if (result.deferred > 0)
     deps.log.info('reaper deletes held back past the per-pass cap', {
       cluster: options.cluster,
       deferred: result.deferred,
       deleteCap: result.deleteCap,
     });
-  if (deps.dryRun || !deps.store.resyncEntries || !deps.store.noteResyncPass) return result;
-
-  // The unfinished tasks the list did not show, as the timer would re-read them. A failure here
-  // costs only the note: the timer then does these resyncs, as it would without the pass.
-  try {
-    const unlisted: TaskId[] = (await deps.store.resyncEntries(options.cluster))
-      .filter((entry) => !listedTasks.has(`${entry.id.namespace}\u0000${entry.id.key}`))
-      .map((entry) => entry.id);
-    for (let start = 0; start < unlisted.length; start += RECORD_CHUNK) {
-      const records = await deps.store.getMany(unlisted.slice(start, start + RECORD_CHUNK));
-      await eachLimited(records, concurrency, async (record) => {
-        try {
-          await reconcile(
-            passDeps,
-            { ...targetOf(record), preRead: { record } },
-            await timerHints(passDeps, record),
-          );
-          result.resynced++;
-        } catch (error) {
-          result.resyncFailed++;
-          deps.log.error('reaper resync failed', { task: record.id, error: String(error) });
-        }
-      });
-    }
-  } catch (error) {
-    result.resyncFailed++;
-    deps.log.error('reaper resync of unlisted tasks failed', {
-      cluster: options.cluster,
-      error: String(error),
-    });
-    return result;
-  }
+  if (!canNote || !unlistedDone) return result;
   if (result.failed === 0 && result.resyncFailed === 0 && result.deferred === 0) {
     try {
-      await deps.store.noteResyncPass(options.cluster, startedAt);
+      await deps.store.noteResyncPass!(options.cluster, startedAt);
       result.resyncNoted = true;
     } catch (error) {
       deps.log.warn('reaper pass not noted; the timer does the resyncs', {
