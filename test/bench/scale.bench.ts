@@ -15,8 +15,8 @@
  * the reaper's minimum age and the zombies past their grace without the bench waiting for them.
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -137,7 +137,53 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
 
 let WORKER = WORKER_SOURCE;
 
-function runPass(job: PassJob): Promise<PassOutcome> {
+/** The local engines the passes call, by process name (Linux /proc), and what to print them as. */
+const ENGINES: Record<string, string> = {
+  java: 'DynamoDB Local',
+  'kube-apiserver': 'kube-apiserver',
+  etcd: 'etcd',
+  kwok: 'kwok',
+  'kube-scheduler': 'kube-scheduler',
+};
+
+/** CPU milliseconds each engine has used so far; empty where /proc cannot be read. */
+async function engineCpuMs(): Promise<Map<string, number>> {
+  const used = new Map<string, number>();
+  const ticksPerMs = 100 / 1000; // USER_HZ, 100 on Linux
+  let pids: string[];
+  try {
+    pids = (await readdir('/proc')).filter((name) => /^\d+$/.test(name));
+  } catch {
+    return used;
+  }
+  for (const pid of pids) {
+    let stat: string;
+    try {
+      stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      continue; // gone meanwhile
+    }
+    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    if (!(name in ENGINES)) continue;
+    // After the name: state is field 3 of stat, utime and stime fields 14 and 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    used.set(name, (used.get(name) ?? 0) + ticks / ticksPerMs);
+  }
+  return used;
+}
+
+async function runPass(job: PassJob): Promise<PassOutcome> {
+  const before = await engineCpuMs();
+  const outcome = await runPassProcess(job);
+  const after = await engineCpuMs();
+  outcome.engineCpuMs = Object.fromEntries(
+    [...after].map(([name, ms]) => [ENGINES[name] ?? name, ms - (before.get(name) ?? 0)]),
+  );
+  return outcome;
+}
+
+function runPassProcess(job: PassJob): Promise<PassOutcome> {
   return new Promise((resolve, reject) => {
     // The pass functions' own V8 options (their heap as in a 512 MB function), then any given, e.g.
     // SCALE_WORKER_NODE_OPTIONS='--cpu-prof --cpu-prof-dir=/tmp/prof' to profile the passes.
@@ -176,6 +222,14 @@ function reportPass(report: Report, name: string, outcome: PassOutcome): void {
       `${name}: phases`,
       `list and its reconciles done at ${(outcome.phases.listEndMs / 1000).toFixed(2)} s, last delete at ${(outcome.phases.lastDeleteMs / 1000).toFixed(2)} s`,
     );
+  const engines = Object.entries(outcome.engineCpuMs ?? {})
+    .sort((a, b) => b[1] - a[1])
+    .map(([engine, ms]) => `${engine} ${(ms / 1000).toFixed(1)} s`);
+  report(
+    `${name}: CPU`,
+    [`the pass's own process ${(outcome.cpuMs / 1000).toFixed(1)} s`, ...engines].join(', ') +
+      ` (the machine has ${availableParallelism()} cores)`,
+  );
   report(`${name}: result`, JSON.stringify(outcome.result));
   const byKind = (prefix: string) =>
     Object.entries(outcome.counts)

@@ -37,6 +37,10 @@ export interface PassOutcome {
   atPeakRss: { heapCommittedMb: number; externalMb: number };
   /** Milliseconds from the pass's start to the end of its list, and to its last delete. */
   phases: { listEndMs: number; lastDeleteMs: number };
+  /** CPU the pass's process used (user and system), what a Lambda function would be billed for. */
+  cpuMs: number;
+  /** CPU the local engines used meanwhile, by engine (filled in by the bench, not the worker). */
+  engineCpuMs?: Record<string, number>;
   counts: Record<string, number>;
   result: unknown;
   logs: Record<string, number>;
@@ -132,6 +136,7 @@ const sample = () => {
 };
 const sampler = setInterval(sample, 25);
 started = performance.now();
+const cpuBefore = process.cpuUsage();
 const result =
   job.pass === 'reaper'
     ? await runReaperPass(deps, {
@@ -146,6 +151,7 @@ const result =
       })
     : await runTimerPass(deps, job.timerLimit);
 const ms = performance.now() - started;
+const cpu = process.cpuUsage(cpuBefore);
 clearInterval(sampler);
 sample();
 const outcome: PassOutcome = {
@@ -154,6 +160,7 @@ const outcome: PassOutcome = {
   peakHeapMb: peakHeap / 2 ** 20,
   atPeakRss,
   phases,
+  cpuMs: (cpu.user + cpu.system) / 1000,
   counts: counts.toJSON(),
   result: { ...result, malformed: (result as { malformed?: unknown[] }).malformed?.length },
   logs: logs.toJSON(),
