@@ -243,6 +243,12 @@ export async function runReaperPass(deps: ReconcilerDeps, options: ReaperOptions
   };
   // Before the list: every task written before this moment is re-read by this pass.
   const startedAt = deps.clock();
+  // Every unfinished task's index entry, read while the list goes on (thousands of keys, seconds at
+  // the end of a large pass): those the list does not show are re-read after it. Reading them now
+  // misses only tasks first written after `startedAt`, which the pass's note does not cover anyway.
+  const canNote = !deps.dryRun && !!deps.store.resyncEntries && !!deps.store.noteResyncPass;
+  const unfinished = canNote ? deps.store.resyncEntries!(options.cluster) : undefined;
+  unfinished?.catch(() => {}); // awaited after the list; not an unhandled rejection meanwhile
   const passDeps: ReconcilerDeps = { ...deps, resyncPass: true };
   const concurrency = options.concurrency ?? DEFAULT_PASS_CONCURRENCY;
   // Keys of the tasks reconciled in this pass, by profile and by namespace and task (the resync).
@@ -467,10 +473,9 @@ export async function runReaperPass(deps: ReconcilerDeps, options: ReaperOptions
   // The unfinished tasks the list did not show, as the timer would re-read them. A failure here
   // costs only the note: the timer then does these resyncs, as it would without the pass. They are
   // other tasks than round 2's, so they are re-read while round 2's deletes go on.
-  const canNote = !deps.dryRun && !!deps.store.resyncEntries && !!deps.store.noteResyncPass;
   const resyncUnlisted = async (): Promise<boolean> => {
     try {
-      const unlisted: TaskId[] = (await deps.store.resyncEntries!(options.cluster))
+      const unlisted: TaskId[] = (await unfinished!)
         .filter((entry) => !listedTasks.has(`${entry.id.namespace}\u0000${entry.id.key}`))
         .map((entry) => entry.id);
       for (let start = 0; start < unlisted.length; start += RECORD_CHUNK) {
