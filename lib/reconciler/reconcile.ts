@@ -192,7 +192,11 @@ async function reconcileOnce(
   // fresh reads only.
   const { listedPods: _listed, preRead: _preRead, ...reread } = target;
   const again = await reconcileOnce(deps, reread, hints);
-  return { ...again, actions: [...result.actions, ...again.actions], deleted: result.deleted + again.deleted };
+  return {
+    ...again,
+    actions: [...result.actions, ...again.actions],
+    deleted: result.deleted + again.deleted,
+  };
 }
 
 /**
