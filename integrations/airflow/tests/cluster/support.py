@@ -79,6 +79,9 @@ class Preemptions:
     strict: bool = True
     #: Called once each victim is gone (before any re-create is awaited), e.g. to mark the task.
     on_gone: Callable[[], None] | None = None
+    #: Whether Podwarden has seen the victim (it records a pod at first sight); a victim is
+    #: preempted only then, since the scenarios are about a pod Podwarden supervises.
+    seen: Callable[[Any], bool] | None = None
     victims: list[str] = dataclasses.field(default_factory=list)
     error: BaseException | None = None
 
@@ -102,6 +105,8 @@ class Preemptions:
         try:
             for n in range(self.times):
                 victim = wait_for(f"a running pod of {self.dag_id}", self._running_pod, timeout=90)
+                if self.seen is not None:
+                    wait_for(f"Podwarden to have seen {victim.metadata.name}", lambda: self.seen(victim), timeout=30)
                 self.victims.append(victim.metadata.uid)
                 daemon = f"daemon-{self.node}-{n}"
                 self.core.create_namespaced_pod(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -29,10 +30,23 @@ from .support import (
 pytestmark = pytest.mark.cluster
 
 
+def _seen_by_podwarden(ground: dict[str, Any]) -> Callable[[Any], bool]:
+    """Whether Podwarden's record of the pod's task follows that very pod (its uid)."""
+
+    def seen(pod: Any) -> bool:
+        labels = pod.metadata.labels
+        record = _audit(ground, "/".join([labels["dag_id"], labels["task_id"], labels["run_id"], "-1"]))["task"]
+        return record is not None and record.get("podUid") == pod.metadata.uid
+
+    return seen
+
+
 def _preempted_run(ground: dict[str, Any], dag_id: str, times: int, *, expect_recreate: bool = True, strict: bool = True):
     core = core_api(ground)
     create_dedicated_node(core, node_name(dag_id))
-    driver = Preemptions(core, ground["namespace"], dag_id, node_name(dag_id), times, expect_recreate, strict).start()
+    driver = Preemptions(
+        core, ground["namespace"], dag_id, node_name(dag_id), times, expect_recreate, strict, seen=_seen_by_podwarden(ground)
+    ).start()
     outcome = run_dag(dag_id)
     driver.join()
     return outcome, driver
@@ -182,6 +196,7 @@ class TestEndedInAirflow:
             1,
             expect_recreate=False,
             on_gone=lambda: mark_failed_by_hand(dag_id),
+            seen=_seen_by_podwarden(ground),
         ).start()
         outcome = run_dag(dag_id)
         driver.join()
