@@ -111,13 +111,18 @@ export async function reconcile(
   for (let round = 1; ; round++) {
     try {
       // After a lost race, what was read before the race is outdated: read everything afresh.
-      const { listedPods: _listed, preRead: _preRead, ...reread } = target;
-      return await reconcileOnce(deps, round === 1 ? target : reread, hints);
+      return await reconcileOnce(deps, round === 1 ? target : withoutReadings(target), hints);
     } catch (error) {
       if (!(error instanceof VersionConflictError) || round >= MAX_CONFLICT_RETRIES) throw error;
       deps.log.info('lost a write race; re-reading', { task: error.id, round });
     }
   }
+}
+
+/** The target without what its caller had read for it: the pods and the record are read afresh. */
+function withoutReadings(target: Target): Target {
+  const { listedPods: _listed, preRead: _preRead, ...reread } = target;
+  return reread;
 }
 
 async function reconcileOnce(
@@ -190,8 +195,7 @@ async function reconcileOnce(
   // A listed pod about to be deleted had changed since the list (the API server refused the delete
   // for its resourceVersion; nothing was deleted, and the refusal is audited): decide again on
   // fresh reads only.
-  const { listedPods: _listed, preRead: _preRead, ...reread } = target;
-  const again = await reconcileOnce(deps, reread, hints);
+  const again = await reconcileOnce(deps, withoutReadings(target), hints);
   return {
     ...again,
     actions: [...result.actions, ...again.actions],
