@@ -296,6 +296,14 @@ export async function runReaperPass(deps: ReconcilerDeps, options: ReaperOptions
       return undefined;
     }
   };
+  // A task's reconcile for real, its deletes counted as the cluster answered them (a precondition
+  // refusal deleted nothing).
+  const reap = async (group: TaskGroup): Promise<void> => {
+    // Awaited before the sum: `result.deleted += await ...` would read the count before the wait
+    // and lose the deletes of the reconciles that finish meanwhile.
+    const deleted = (await reconcileGroup(group, passDeps))?.deleted ?? 0;
+    result.deleted += deleted;
+  };
 
   // Round 1: every task, deletes held back (a task with deletes changes nothing yet), page by page
   // as the list arrives: a task is reconciled once a page without any of its pods has followed
@@ -341,8 +349,7 @@ export async function runReaperPass(deps: ReconcilerDeps, options: ReaperOptions
       if (group.heldDeletes > 0 && held.length === 0 && deletesSpent < capSoFar()) {
         // Within the cap of what has been listed so far: deleted now, while the list goes on.
         deletesSpent += group.heldDeletes;
-        const outcome = await reconcileGroup(group, passDeps);
-        result.deleted += outcome?.deleted ?? 0;
+        await reap(group);
       } else if (group.heldDeletes > 0) {
         held.push(group);
         return;
@@ -455,11 +462,7 @@ export async function runReaperPass(deps: ReconcilerDeps, options: ReaperOptions
   result.tasks = listedTasks.size;
 
   // Round 2: the tasks with deletes that round 1 left, in list order, up to the cap.
-  result.deleteCap = reaperDeleteCap(
-    result.podsListed,
-    options.maxDeletes,
-    deps.policy.reaperMaxDeletesPercent,
-  );
+  result.deleteCap = capSoFar();
   const candidates = held;
   const allowed: TaskGroup[] = [];
   let budget = result.deleteCap - deletesSpent;
@@ -505,11 +508,7 @@ export async function runReaperPass(deps: ReconcilerDeps, options: ReaperOptions
     }
   };
   const [, unlistedDone] = await Promise.all([
-    eachLimited(allowed, concurrency, async (group) => {
-      const outcome = await reconcileGroup(group, passDeps);
-      // As the cluster answered: a uid-precondition refusal deleted nothing.
-      result.deleted += outcome?.deleted ?? 0;
-    }),
+    eachLimited(allowed, concurrency, reap),
     canNote ? resyncUnlisted() : false,
   ]);
   if (result.deferred > 0)
