@@ -145,8 +145,8 @@ interface FunctionSpec {
 }
 
 /**
- * The pass functions' memory: a full vCPU. A reaper pass over 10,000 pods is ~9 s of CPU (the
- * scale bench), which 512 MB (0.29 vCPU) would stretch to half a minute; the timer's rounds
+ * The pass functions' memory: a full vCPU. A reaper pass over 10,000 pods is 6-7 s of CPU (the
+ * scale bench), which 512 MB (0.29 vCPU) would stretch to about 20 s; the timer's rounds
  * likewise. Their heap stays small either way (PASS_FUNCTION_NODE_OPTIONS).
  */
 const PASS_FUNCTION_MEMORY_MB = 1_769;

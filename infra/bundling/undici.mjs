@@ -1,5 +1,6 @@
-// What Podwarden takes from undici: Agent and ProxyAgent (client-node's dispatchers), fetch (the
-// bridge's watch), and the request() method of every dispatcher (KubeCluster's transport), without
+// What Podwarden takes from undici: Agent and ProxyAgent (client-node's dispatchers), fetch (which
+// client-node's KubeConfig imports through its generated configuration, though KubeCluster does
+// not send with it), and the request() method of every dispatcher (KubeCluster's transport), without
 // the rest of undici's index (mock agents, caches, WebSocket, EventSource, ...), which it pulls in
 // as one CommonJS module that no bundler can tree-shake. The handler bundles alias `undici` to this file.
 import request from '../../node_modules/undici/lib/api/api-request.js';
