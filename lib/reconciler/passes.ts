@@ -215,11 +215,11 @@ export function reaperDeleteCap(podsListed: number, maxDeletes: number, percent:
  * its task's fresh reading: no GET per pod), reads the tasks' records in batches, and reconciles
  * every task, `concurrency` at a time. That also re-reads every task that has a pod, so the list
  * is the resync of all of them. A task's deletes are first decided with deletes held back, and
- * counted; they are then made at once while they fit within the cap of the pods listed so far (in
- * list order), else after the list, up to the pass's cap. Each delete carries the listed pod's uid
- * and resourceVersion as preconditions, so the API server deletes only a pod that has not changed
- * since the list (a changed one is decided again on a fresh read). Deletes held back past the cap
- * cost nothing but a counter and one log line.
+ * counted; they are then made beside the list (`concurrency` tasks' deletes at once) while they fit
+ * within the cap of the pods listed so far (in list order), else after the list, up to the pass's
+ * cap. Each delete carries the listed pod's uid and resourceVersion as preconditions, so the API
+ * server deletes only a pod that has not changed since the list (a changed one is decided again on
+ * a fresh read). Deletes held back past the cap cost nothing but a counter and one log line.
  *
  * The pass is also the periodic resync of every unfinished task of the cluster: the tasks with a
  * listed pod are re-read from the list, and the others (their pod gone without an event, or in a
@@ -305,6 +305,26 @@ export async function runReaperPass(deps: ReconcilerDeps, options: ReaperOptions
     result.deleted += deleted;
   };
 
+  // Tasks whose deletes are being made beside the list (at most `concurrency` at once): a page's
+  // settling does not wait for them, so the next page's reconciles, the API server's deletes and
+  // the store's writes overlap instead of each page ending with a few slow delete chains alone.
+  const reaping = new Set<Promise<void>>();
+  const forget = (group: TaskGroup) => {
+    delete group.record;
+    group.pods = [];
+  };
+  const reapAside = async (group: TaskGroup): Promise<void> => {
+    while (reaping.size >= concurrency) await Promise.race(reaping);
+    const reaped: Promise<void> = reap(group).finally(() => {
+      reaping.delete(reaped);
+      forget(group);
+    });
+    reaping.add(reaped);
+  };
+  const reapsDone = async (): Promise<void> => {
+    while (reaping.size > 0) await Promise.all(reaping);
+  };
+
   // Round 1: every task, deletes held back (a task with deletes changes nothing yet), page by page
   // as the list arrives: a task is reconciled once a page without any of its pods has followed
   // (the list is in name order, and the pods of a task share its name's stem), with its record
@@ -349,90 +369,101 @@ export async function runReaperPass(deps: ReconcilerDeps, options: ReaperOptions
       if (group.heldDeletes > 0 && held.length === 0 && deletesSpent < capSoFar()) {
         // Within the cap of what has been listed so far: deleted now, while the list goes on.
         deletesSpent += group.heldDeletes;
-        await reap(group);
-      } else if (group.heldDeletes > 0) {
+        await reapAside(group);
+        return;
+      }
+      if (group.heldDeletes > 0) {
         held.push(group);
         return;
       }
-      delete group.record;
-      group.pods = [];
+      forget(group);
     });
   };
 
   const late = new Map<string, TaskGroup>();
-  for (const profile of options.profiles) {
-    for (const namespace of options.namespaces.length > 0 ? options.namespaces : [undefined]) {
-      const open = new Map<string, TaskGroup & { lastPage: number }>();
-      let pageIndex = 0;
-      await deps.cluster.listPods(options.cluster, {
-        ...(namespace ? { namespace } : {}),
-        labelSelector: PROFILES[profile].labelSelector,
-        onPage: async (pods) => {
-          pageIndex++;
-          result.podsListed += pods.length;
-          for (const pod of pods) {
-            const ref = `${pod.metadata.namespace}/${pod.metadata.name}`;
-            if (seenPods.has(ref)) continue; // a list that restarted hands over pods again
-            seenPods.add(ref);
-            const identified = identifyPod(pod, profile);
-            if (identified.kind === 'malformed') {
-              result.malformed.push({ pod: ref, problem: identified.problem });
-              deps.log.warn('managed pod with malformed identity; not touched', {
-                pod: ref,
-                problem: identified.problem,
-              });
-              continue;
-            }
-            if (identified.kind !== 'managed' || !pod.metadata.namespace) continue;
-            const groupKey = `${profile}\u0000${pod.metadata.namespace}\u0000${identified.identity.key}`;
-            const waiting = deferred.get(groupKey);
-            if (waiting) {
-              waiting.pods.push(pod);
-              if (identified.identity.tryNumber > waiting.newest.tryNumber)
-                waiting.newest = { name: pod.metadata.name ?? '', tryNumber: identified.identity.tryNumber };
-              continue;
-            }
-            if (processed.has(groupKey)) {
-              // Its task was reconciled without this pod: it is read again whole, below.
-              if (!late.has(groupKey))
-                late.set(groupKey, {
-                  ...newGroup(profile, pod.metadata.namespace, identified.identity.key),
-                  late: true,
+  try {
+    for (const profile of options.profiles) {
+      for (const namespace of options.namespaces.length > 0 ? options.namespaces : [undefined]) {
+        const open = new Map<string, TaskGroup & { lastPage: number }>();
+        let pageIndex = 0;
+        await deps.cluster.listPods(options.cluster, {
+          ...(namespace ? { namespace } : {}),
+          labelSelector: PROFILES[profile].labelSelector,
+          onPage: async (pods) => {
+            pageIndex++;
+            result.podsListed += pods.length;
+            for (const pod of pods) {
+              const ref = `${pod.metadata.namespace}/${pod.metadata.name}`;
+              if (seenPods.has(ref)) continue; // a list that restarted hands over pods again
+              seenPods.add(ref);
+              const identified = identifyPod(pod, profile);
+              if (identified.kind === 'malformed') {
+                result.malformed.push({ pod: ref, problem: identified.problem });
+                deps.log.warn('managed pod with malformed identity; not touched', {
+                  pod: ref,
+                  problem: identified.problem,
                 });
-              continue;
+                continue;
+              }
+              if (identified.kind !== 'managed' || !pod.metadata.namespace) continue;
+              const groupKey = `${profile}\u0000${pod.metadata.namespace}\u0000${identified.identity.key}`;
+              const waiting = deferred.get(groupKey);
+              if (waiting) {
+                waiting.pods.push(pod);
+                if (identified.identity.tryNumber > waiting.newest.tryNumber)
+                  waiting.newest = {
+                    name: pod.metadata.name ?? '',
+                    tryNumber: identified.identity.tryNumber,
+                  };
+                continue;
+              }
+              if (processed.has(groupKey)) {
+                // Its task was reconciled without this pod: it is read again whole, below.
+                if (!late.has(groupKey))
+                  late.set(groupKey, {
+                    ...newGroup(profile, pod.metadata.namespace, identified.identity.key),
+                    late: true,
+                  });
+                continue;
+              }
+              const { tryNumber } = identified.identity;
+              const name = pod.metadata.name ?? '';
+              let group = open.get(groupKey);
+              if (!group) {
+                group = {
+                  ...newGroup(profile, pod.metadata.namespace, identified.identity.key),
+                  newest: { name, tryNumber },
+                  lastPage: pageIndex,
+                };
+                open.set(groupKey, group);
+              }
+              group.pods.push(pod);
+              group.lastPage = pageIndex;
+              if (tryNumber > group.newest.tryNumber) group.newest = { name, tryNumber };
             }
-            const { tryNumber } = identified.identity;
-            const name = pod.metadata.name ?? '';
-            let group = open.get(groupKey);
-            if (!group) {
-              group = {
-                ...newGroup(profile, pod.metadata.namespace, identified.identity.key),
-                newest: { name, tryNumber },
-                lastPage: pageIndex,
-              };
-              open.set(groupKey, group);
+            const ready: TaskGroup[] = [];
+            for (const [groupKey, group] of open) {
+              if (group.lastPage >= pageIndex) continue;
+              open.delete(groupKey);
+              processed.add(groupKey);
+              listedTasks.add(`${group.namespace}\u0000${group.key}`);
+              ready.push(group);
             }
-            group.pods.push(pod);
-            group.lastPage = pageIndex;
-            if (tryNumber > group.newest.tryNumber) group.newest = { name, tryNumber };
-          }
-          const ready: TaskGroup[] = [];
-          for (const [groupKey, group] of open) {
-            if (group.lastPage >= pageIndex) continue;
-            open.delete(groupKey);
-            processed.add(groupKey);
-            listedTasks.add(`${group.namespace}\u0000${group.key}`);
-            ready.push(group);
-          }
-          await settle(ready, false);
-        },
-      });
-      for (const groupKey of open.keys()) processed.add(groupKey);
-      for (const group of open.values()) listedTasks.add(`${group.namespace}\u0000${group.key}`);
-      const rest = [...open.values(), ...deferred.values()];
-      deferred.clear();
-      await settle(rest, true);
+            await settle(ready, false);
+          },
+        });
+        for (const groupKey of open.keys()) processed.add(groupKey);
+        for (const group of open.values()) listedTasks.add(`${group.namespace}\u0000${group.key}`);
+        const rest = [...open.values(), ...deferred.values()];
+        deferred.clear();
+        await settle(rest, true);
+      }
     }
+  } finally {
+    // A task listed again below may be one whose deletes are still being made: they end first, so
+    // that no task has two reconciles at once. A list that failed waits for them too: the pass
+    // does not end with deletes still under way.
+    await reapsDone();
   }
   // Pods that came after their task was reconciled: the task's pods are listed again, all of them
   // (its record names them), so that no reconcile judges a task on part of its pods.
@@ -459,6 +490,7 @@ export async function runReaperPass(deps: ReconcilerDeps, options: ReaperOptions
     }
     await settle([group], true);
   }
+  await reapsDone();
   result.tasks = listedTasks.size;
 
   // Round 2: the tasks with deletes that round 1 left, in list order, up to the cap.

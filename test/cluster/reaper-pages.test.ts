@@ -1,12 +1,14 @@
 /**
  * The reaper pass works on the list page by page. A task whose pods fall on pages far apart must
  * still be judged on all of them, against the real API server (pages of two pods) and DynamoDB
- * Local: a stale try seen before the newer one, and a supervised pod listed after an older one.
+ * Local: a stale try seen before the newer one, and a supervised pod listed after an older one. And
+ * a pass ends only after the deletes it began, even when its list fails.
  */
 import { CoreV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KubeCluster } from '../../lib/cluster/kube-cluster.ts';
 import { makePolicy } from '../../lib/core/policy.ts';
+import type { Cluster } from '../../lib/core/ports.ts';
 import type { TaskId } from '../../lib/core/task.ts';
 import { runReaperPass } from '../../lib/reconciler/passes.ts';
 import { type ReconcilerDeps, reconcile } from '../../lib/reconciler/reconcile.ts';
@@ -127,6 +129,58 @@ describe('a reaper pass page by page', () => {
       expect(await readPodOrUndefined(kc, namespace, `a-${task}-try1`)).toBeUndefined();
     expect(await readPodOrUndefined(kc, namespace, 'a-s4-try1')).toBeDefined();
     expect(await readPodOrUndefined(kc, namespace, 'a-s4-try2')).toBeDefined();
+  });
+
+  it('does not end before the deletes it began, even when its list fails', async () => {
+    const namespace = await createTestNamespace(kc, 'reaper-pages-fail');
+    // The stale try's task is settled once the fillers' page has come; the page after fails.
+    await createPods(namespace, [
+      { name: 'a-f1-try1', task: 'f1', tryNumber: 1 },
+      { name: 'a-f1-try2', task: 'f1', tryNumber: 2 },
+      ...fillers,
+    ]);
+    const base = deps();
+    let listFailed!: () => void;
+    const failure = new Promise<void>((resolve) => {
+      listFailed = resolve;
+    });
+    const cluster: Cluster = {
+      getPod: (...args) => base.cluster.getPod(...args),
+      createPod: (...args) => base.cluster.createPod(...args),
+      listEvents: (...args) => base.cluster.listEvents(...args),
+      createEvent: (...args) => base.cluster.createEvent(...args),
+      // The delete goes on only after the list has failed: the pass must still wait for it.
+      deletePod: async (...args) => {
+        await failure;
+        return base.cluster.deletePod(...args);
+      },
+      listPods: (name, options) => {
+        let page = 0;
+        return base.cluster.listPods(name, {
+          ...options,
+          onPage: async (pods) => {
+            if (++page === 3) {
+              listFailed();
+              throw new Error('the list broke off');
+            }
+            await options.onPage?.(pods);
+          },
+        });
+      },
+    };
+    const id: TaskId = { cluster: CLUSTER, namespace, key: `pages/f1/${RUN_ID}/-1` };
+    await expect(
+      runReaperPass(
+        { ...base, cluster },
+        { cluster: CLUSTER, profiles: ['airflow-kpo'], namespaces: [namespace], maxDeletes: 10 },
+      ),
+    ).rejects.toThrow('the list broke off');
+    const audit = await store.listAudit(id);
+    expect(audit.map((entry) => [entry.what, entry.podName, entry.outcome])).toContainEqual([
+      'reap:stale-try',
+      'a-f1-try1',
+      'deleted',
+    ]);
   });
 
   it('never takes a supervised pod listed pages later for gone', async () => {
