@@ -241,7 +241,11 @@ export class DynamoTaskStore implements TaskStore {
       // The stored item is the one `previous` was read from only if their versions match.
       if (previous !== undefined && previous.version === record.version) {
         // toTaskItem writes the version after the write; the stored item carries the one before it.
-        const storedItem = toTaskItem(previous, { ...options, now: previous.endedAt ?? now }).item;
+        const storedItem = toTaskItem(previous, {
+          ...options,
+          now: previous.endedAt ?? now,
+          checkSize: false,
+        }).item;
         storedItem.version = { N: String(previous.version) };
         if (previous.podName !== record.podName) {
           prepared.item[POD_SINCE_ATTRIBUTE] = podSince;

@@ -59,6 +59,11 @@ export interface TaskItemOptions {
   shards: number;
   retentionMs: number;
   now: number;
+  /**
+   * Whether to refuse an item over the size limit (default yes). The item of a record as it was
+   * read or written needs no check: it is the stored one.
+   */
+  checkSize?: boolean;
 }
 
 export interface TaskItem {
@@ -116,34 +121,58 @@ export function toTaskItem(record: TaskRecord, options: TaskItemOptions): TaskIt
     item[TTL_ATTRIBUTE] = { N: String(expiresAt) };
   }
 
-  let capturedBytes = 0;
-  let compressedBytes: number | undefined;
-  if (captured !== undefined) {
-    // JSON text, not a DynamoDB map: it reads back byte for byte (maps do not keep key order).
-    const json = JSON.stringify(captured);
-    capturedBytes = Buffer.byteLength(json, 'utf8');
-    if (capturedBytes > CAPTURED_GZIP_THRESHOLD_BYTES) {
-      const compressed = gzipSync(json);
-      compressedBytes = compressed.byteLength;
-      item[CAPTURED_GZIP_ATTRIBUTE] = { B: compressed };
-    } else {
-      item[CAPTURED_JSON_ATTRIBUTE] = { S: json };
-    }
-  }
+  const spec = captured === undefined ? undefined : capturedAttribute(captured);
+  if (spec) item[spec.name] = spec.value;
 
   item[POD_REF_ATTRIBUTE] = { S: podRef };
 
+  if (options.checkSize === false) return { item, key: taskItemKey(taskKey) };
   const size = itemSizeBytes(item);
   if (size > MAX_ITEM_BYTES) {
-    const spec =
-      compressedBytes === undefined
+    const capturedBytes = spec?.jsonBytes ?? 0;
+    const specSize =
+      spec?.compressedBytes === undefined
         ? `captured pod spec ${capturedBytes} bytes`
-        : `captured pod spec ${capturedBytes} bytes, ${compressedBytes} gzip-compressed`;
+        : `captured pod spec ${capturedBytes} bytes, ${spec.compressedBytes} gzip-compressed`;
     throw new RecordTooLargeError(
-      `${what}: the item would take about ${size} bytes (${spec}), over the store's limit of ${MAX_ITEM_BYTES}; nothing was stored`,
+      `${what}: the item would take about ${size} bytes (${specSize}), over the store's limit of ${MAX_ITEM_BYTES}; nothing was stored`,
     );
   }
   return { item, key: taskItemKey(taskKey) };
+}
+
+interface CapturedAttribute {
+  name: typeof CAPTURED_JSON_ATTRIBUTE | typeof CAPTURED_GZIP_ATTRIBUTE;
+  value: AttributeValue;
+  jsonBytes: number;
+  compressedBytes?: number;
+}
+
+/**
+ * Encoded captured specs, by the spec object. A spec is never changed in place, only replaced (the
+ * engine shares it between a record and the next), so a task's every write after the first finds
+ * its spec already encoded, and the write's diff (`sameAttribute`) compares it by identity.
+ */
+const encodedSpecs = new WeakMap<object, CapturedAttribute>();
+
+function capturedAttribute(captured: NonNullable<TaskRecord['captured']>): CapturedAttribute {
+  const known = encodedSpecs.get(captured);
+  if (known) return known;
+  // JSON text, not a DynamoDB map: it reads back byte for byte (maps do not keep key order).
+  const json = JSON.stringify(captured);
+  const jsonBytes = Buffer.byteLength(json, 'utf8');
+  let encoded: CapturedAttribute;
+  if (jsonBytes > CAPTURED_GZIP_THRESHOLD_BYTES) {
+    const compressed = gzipSync(json);
+    encoded = {
+      name: CAPTURED_GZIP_ATTRIBUTE,
+      value: { B: compressed },
+      jsonBytes,
+      compressedBytes: compressed.byteLength,
+    };
+  } else encoded = { name: CAPTURED_JSON_ATTRIBUTE, value: { S: json }, jsonBytes };
+  encodedSpecs.set(captured, encoded);
+  return encoded;
 }
 
 export interface UpdateOfItem {
@@ -186,6 +215,7 @@ export function updateOfItem(before: Item, after: Item): UpdateOfItem {
 
 function sameAttribute(a: AttributeValue | undefined, b: AttributeValue): boolean {
   if (a === undefined) return false;
+  if (a === b) return true;
   if (a.B !== undefined || b.B !== undefined)
     return a.B !== undefined && b.B !== undefined && Buffer.from(a.B).equals(Buffer.from(b.B));
   return JSON.stringify(a) === JSON.stringify(b);
