@@ -18,6 +18,7 @@ import type { FunctionName } from '../../lib/routes.ts';
 import { SqsCheckScheduler } from '../../lib/scheduler/sqs-check-scheduler.ts';
 import { EventBridgeSink } from '../../lib/sink/eventbridge-sink.ts';
 import { DynamoTaskStore } from '../../lib/store/dynamo-task-store.ts';
+import { AWS_CLIENT_OPTIONS } from './aws-clients.ts';
 import { MeteredStore } from './metering.ts';
 import { METRIC } from './metric-names.ts';
 import { count, logger, reconcilerLog } from './observability.ts';
@@ -46,7 +47,7 @@ export function containerDeps(): ContainerDeps {
 export function buildContainerDeps(env: Readonly<Record<string, string | undefined>>): ContainerDeps {
   const config = loadConfig(env);
   const store = new DynamoTaskStore({
-    client: new DynamoDBClient({}),
+    client: new DynamoDBClient(AWS_CLIENT_OPTIONS),
     tableName: config.tableName,
     retentionMs: config.policy.retentionMs,
   });
@@ -54,11 +55,15 @@ export function buildContainerDeps(env: Readonly<Record<string, string | undefin
     onRetry: ({ attempt, delayMs, error, target }) =>
       logger.warn('Kubernetes API call retried', { attempt, delayMs, error: error.message, target }),
   });
-  const eventBridge = new EventBridgeClient({});
+  const eventBridge = new EventBridgeClient(AWS_CLIENT_OPTIONS);
   const sink = new EventBridgeSink({ client: eventBridge, eventBusName: config.eventBusName });
   const keepRejected = eventBridgeKeeper(eventBridge, config.eventBusName);
   const scheduler = config.checkQueueUrl
-    ? new SqsCheckScheduler({ client: new SQSClient({}), queueUrl: config.checkQueueUrl, clock: Date.now })
+    ? new SqsCheckScheduler({
+        client: new SQSClient(AWS_CLIENT_OPTIONS),
+        queueUrl: config.checkQueueUrl,
+        clock: Date.now,
+      })
     : undefined;
   return { config, store, cluster, sink, clock: Date.now, keepRejected, ...(scheduler ? { scheduler } : {}) };
 }

@@ -7,6 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { KubeConfig } from '@kubernetes/client-node';
+import { AWS_CLIENT_OPTIONS } from '../../../functions/shared/aws-clients.ts';
 import { KubeCluster } from '../../../lib/cluster/kube-cluster.ts';
 import { makePolicy, type Policy } from '../../../lib/core/policy.ts';
 import type { Cluster, TaskStore } from '../../../lib/core/ports.ts';
@@ -49,7 +50,9 @@ export interface PassOutcome {
 const job = JSON.parse(process.argv[2] ?? '{}') as PassJob;
 const counts = new Counts();
 const logs = new Counts();
+// Built as the functions build theirs (functions/shared/deps.ts).
 const client = new DynamoDBClient({
+  ...AWS_CLIENT_OPTIONS,
   region: 'local',
   endpoint: job.dynamoEndpoint,
   credentials: { accessKeyId: 'podwardenlocal', secretAccessKey: 'podwardenlocal' },
