@@ -92,11 +92,11 @@ function installExitHandlers(): void {
 
 /**
  * The Go runtime's collector settings for the control plane's components (all Go programs). The
- * local control plane shares a machine of few cores with what it serves, and Go's default (GOGC
- * 100) spent a fifth of the API server's CPU on collecting garbage while a reaper pass listed and
- * deleted thousands of pods (`npm run bench -- scale --pods 10000`: API server 3.4-4.9 s of CPU in
- * the second pass, 3.2-4.2 s with these). A managed control plane is no part of that machine. The
- * memory limit bounds what the laxer collection may cost; the environment's own values win.
+ * local control plane shares a machine of few cores with what it serves (a managed one would not),
+ * and collects less often with these: in the second reaper pass of `npm run bench -- scale --pods
+ * 10000`, the API server used a median 4.4 s of CPU over seven runs with Go's default (GOGC 100)
+ * and 3.9 s over nine with these, on a machine whose speed moves such figures by ±15%. The memory
+ * limit bounds what the laxer collection may cost; the environment's own values win.
  */
 const GO_RUNTIME_ENV = { GOGC: '400', GOMEMLIMIT: '1536MiB' };
 
