@@ -332,8 +332,15 @@ export class KubeCluster implements Cluster {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     if (payload !== undefined) headers['content-type'] = 'application/json';
     let dispatcher: Dispatcher;
+    let ownDispatcher: boolean;
     try {
-      dispatcher = await this.#authenticate(target.cluster, kc, url, method, headers);
+      ({ dispatcher, own: ownDispatcher } = await this.#authenticate(
+        target.cluster,
+        kc,
+        url,
+        method,
+        headers,
+      ));
     } catch (error) {
       throw new ClusterError(
         'fatal',
@@ -355,6 +362,10 @@ export class KubeCluster implements Cluster {
       return { status: response.statusCode, headers: flatHeaders(response.headers), body: parseJson(text) };
     } catch (error) {
       throw clusterErrorFromThrown(target, error);
+    } finally {
+      // A dispatcher built for this request alone holds a kept-alive connection nothing will reuse:
+      // closed now, not when its idle timeout comes (a CLI pass would hold one per request).
+      if (ownDispatcher) void dispatcher.close().catch(() => {});
     }
   }
 
@@ -373,7 +384,7 @@ export class KubeCluster implements Cluster {
     url: URL,
     method: 'GET' | 'POST' | 'DELETE',
     headers: Record<string, string>,
-  ): Promise<Dispatcher> {
+  ): Promise<{ dispatcher: Dispatcher; own: boolean }> {
     const exec = !!kc.getCurrentUser()?.exec;
     const pooled = this.#dispatchers.get(cluster);
     if (pooled && !exec) {
@@ -383,23 +394,23 @@ export class KubeCluster implements Cluster {
       if (options.auth) headers.authorization = `Basic ${Buffer.from(options.auth).toString('base64')}`;
       for (const [name, value] of Object.entries(options.headers ?? {}))
         headers[name.toLowerCase()] = String(value);
-      return pooled;
+      return { dispatcher: pooled, own: false };
     }
     const context = new RequestContext(url.toString(), method);
     await kc.applySecurityAuthentication(context);
     for (const [name, value] of Object.entries(context.getHeaders())) headers[name.toLowerCase()] = value;
     const fresh = context.getDispatcher();
-    if (fresh && exec) return fresh;
+    if (fresh && exec) return { dispatcher: fresh, own: true };
     const existing = this.#dispatchers.get(cluster);
     if (existing) {
       // Another request of the same cluster pooled one first.
       if (fresh) void fresh.close();
-      return existing;
+      return { dispatcher: existing, own: false };
     }
     // No TLS material in the kubeconfig (a public CA): a plain pool, as client-node's fetch would use.
     const dispatcher = fresh ?? new Agent({ connect: { keepAlive: true, keepAliveInitialDelay: 30_000 } });
     this.#dispatchers.set(cluster, dispatcher);
-    return dispatcher;
+    return { dispatcher, own: false };
   }
 
   /** Closes pooled connections, so that a short-lived process can exit at once. */

@@ -2,6 +2,7 @@
 // KWOK): what it sends, how it reads the answers, and how it maps failures, RBAC denials included.
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,6 +39,30 @@ beforeAll(async () => {
     }),
   );
 });
+
+/** This process's established TCP connections to `port` (Linux: its socket fds, matched in /proc). */
+function connectionsOfThisProcessTo(port: number): number {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      const target = readlinkSync(`/proc/self/fd/${fd}`);
+      if (target.startsWith('socket:[')) inodes.add(target.slice('socket:['.length, -1));
+    } catch {
+      // closed meanwhile
+    }
+  }
+  let count = 0;
+  for (const table of ['/proc/self/net/tcp', '/proc/self/net/tcp6']) {
+    for (const line of readFileSync(table, 'utf8').split('\n').slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      if (fields.length < 10) continue;
+      const remotePort = Number.parseInt(fields[2]!.split(':')[1]!, 16);
+      // State 01 is ESTABLISHED; field 9 is the socket's inode.
+      if (remotePort === port && fields[3] === '01' && inodes.has(fields[9]!)) count++;
+    }
+  }
+  return count;
+}
 
 /** The harness builds client-node models; the adapter takes the wire form. */
 function wire(pod: V1Pod): Pod {
@@ -441,6 +466,45 @@ describe('credentials and RBAC', () => {
     expect((denied as ClusterError).message).toContain('verbs: ["delete"]');
     expect((denied as ClusterError).message).toContain(`a Role in namespace "${namespace}"`);
     expect(await cluster.getPod('local', namespace, 'guarded')).toBeDefined();
+  });
+
+  it("closes the connection of an exec plugin's request once it is answered", async () => {
+    // An exec user (here: a plugin that hands out the admin's client certificate, as some do) gets
+    // a dispatcher per request, since its certificate may rotate; none may outlive its request.
+    const user = admin.getCurrentUser();
+    const pem = (base64: string | undefined) => Buffer.from(base64 ?? '', 'base64').toString('utf8');
+    const credential = {
+      apiVersion: 'client.authentication.k8s.io/v1',
+      kind: 'ExecCredential',
+      status: { clientCertificateData: pem(user?.certData), clientKeyData: pem(user?.keyData) },
+    };
+    const execConfig = new KubeConfig();
+    execConfig.loadFromOptions({
+      clusters: [admin.getCurrentCluster()!],
+      users: [
+        {
+          name: 'exec-user',
+          exec: {
+            apiVersion: 'client.authentication.k8s.io/v1',
+            command: process.execPath,
+            args: ['-e', `process.stdout.write(${JSON.stringify(JSON.stringify(credential))})`],
+            interactiveMode: 'Never',
+          },
+        },
+      ],
+      contexts: [{ name: 'exec', cluster: admin.getCurrentCluster()!.name, user: 'exec-user' }],
+      currentContext: 'exec',
+    });
+    const viaExec = new KubeCluster(async () => execConfig);
+    const port = Number(new URL(admin.getCurrentCluster()!.server).port);
+    const sockets = () => connectionsOfThisProcessTo(port);
+    await created('exec-read');
+    const before = sockets();
+    for (let read = 0; read < 8; read++)
+      expect(await viaExec.getPod('local', namespace, 'exec-read')).toBeDefined();
+    // Kept alive, each would stay open for undici's idle timeout (4 s); closed, they go at once.
+    await waitFor("the exec requests' connections to close", async () => sockets() <= before, 2_000);
+    await viaExec.close();
   });
 
   it('rejects an unknown cluster name', async () => {
