@@ -126,8 +126,14 @@ class TestImagePulls:
         outcome = run_dag("pull_throttled_then_ok")
         assert outcome.state == "success", outcome.error
         assert outcome.seconds >= 25  # it really waited out the throttling
-        record = _audit(ground, task_key("pull_throttled_then_ok", outcome.run_id))["task"]
-        assert record["state"] == "Succeeded"
+        # The operator reads the pod's end from the API server; Podwarden's record follows on the
+        # ground's next poll, so it is waited for, not read at once.
+        key = task_key("pull_throttled_then_ok", outcome.run_id)
+        wait_for(
+            "Podwarden's record to end Succeeded",
+            lambda: (_audit(ground, key)["task"] or {}).get("state") == "Succeeded",
+            timeout=30,
+        )
 
     def test_deferrable_waits_out_ecr_throttling_in_the_trigger(self, ground):
         outcome = run_dag("pull_throttled_deferrable")
