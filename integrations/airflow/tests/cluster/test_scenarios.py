@@ -35,7 +35,8 @@ def _seen_by_podwarden(ground: dict[str, Any]) -> Callable[[Any], bool]:
 
     def seen(pod: Any) -> bool:
         labels = pod.metadata.labels
-        record = _audit(ground, "/".join([labels["dag_id"], labels["task_id"], labels["run_id"], "-1"]))["task"]
+        # The labels are already label-safe, which task_key leaves as they are.
+        record = _audit(ground, task_key(labels["dag_id"], labels["run_id"], labels["task_id"]))["task"]
         return record is not None and record.get("podUid") == pod.metadata.uid
 
     return seen
