@@ -88,9 +88,12 @@ function labels(task: number, tryNumber: number, dag = 'scale'): Record<string, 
 }
 
 /** The pod mix: 5% of the pods are a stale try beside their task's newer pod, 5% are zombies. */
+function podMix(pods: number): { stale: number; zombies: number } {
+  return { stale: Math.round(pods * 0.05), zombies: Math.round(pods * 0.05) };
+}
+
 function podManifests(pods: number, nodes: string[]): V1Pod[] {
-  const stale = Math.round(pods * 0.05);
-  const zombies = Math.round(pods * 0.05);
+  const { stale, zombies } = podMix(pods);
   const tasks = pods - stale;
   const manifests: V1Pod[] = [];
   for (let task = 0; task < tasks; task++) {
@@ -342,10 +345,12 @@ export default async function scaleBench(report: Report, flags: string[]): Promi
       `reaper pass 2 (${pods} pods, records exist)`,
       await runPass({ ...job, clockOffsetMs: at(8.5) }),
     );
+    // Pass 1 deleted the stale tries, pass 2 the zombies.
+    const { stale, zombies } = podMix(pods);
     for (let pass = 1; pass <= steady; pass++)
       reportPass(
         report,
-        `reaper pass ${pass + 2} (${pods - Math.round(pods * 0.1)} pods, nothing left to delete)`,
+        `reaper pass ${pass + 2} (${pods - stale - zombies} pods, nothing left to delete)`,
         await runPass({ ...job, clockOffsetMs: at(8.5 + pass * 0.25) }),
       );
     if (values['reaper-only']) return;
