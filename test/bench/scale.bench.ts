@@ -25,6 +25,7 @@ import { parseArgs } from 'node:util';
 import { CreateTableCommand, DynamoDBClient, waitUntilTableExists } from '@aws-sdk/client-dynamodb';
 import { CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { build } from 'esbuild';
+import { Agent } from 'undici';
 import { LAMBDA_BUNDLING, PASS_FUNCTION_NODE_OPTIONS } from '../../infra/bundling/options.ts';
 import { KubeCluster } from '../../lib/cluster/kube-cluster.ts';
 import { DEFAULT_TIMER_BATCH_SIZE } from '../../lib/config.ts';
@@ -53,6 +54,7 @@ const MINUTE = 60_000;
 const CREATE_WIDTH = 32;
 const PODS_PER_NODE = 2_500;
 const WORKER_SOURCE = fileURLToPath(new URL('./scale/pass-worker.ts', import.meta.url));
+const REFERENCE_WORK = fileURLToPath(new URL('./scale/reference-work.ts', import.meta.url));
 
 /**
  * The pass worker bundled as the Lambda functions are (infra/podwarden-stack.ts's bundling options),
@@ -177,14 +179,95 @@ async function engineCpuMs(): Promise<Map<string, number>> {
   return used;
 }
 
-async function runPass(job: PassJob): Promise<PassOutcome> {
+/** The machine's CPU ticks so far (all cores): in total, and stolen by the hypervisor. */
+async function machineTicks(): Promise<{ total: number; steal: number } | undefined> {
+  try {
+    const line = (await readFile('/proc/stat', 'utf8')).split('\n')[0]!;
+    // cpu user nice system idle iowait irq softirq steal ...
+    const fields = line.trim().split(/\s+/).slice(1, 9).map(Number);
+    return { total: fields.reduce((sum, n) => sum + n, 0), steal: fields[7]! };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The API server's request counters (its /metrics), by verb, resource and answer. */
+async function apiserverRequests(kc: KubeConfig): Promise<Map<string, number>> {
+  const options: { ca?: Buffer; cert?: Buffer; key?: Buffer } = {};
+  await kc.applyToHTTPSOptions(options as never);
+  const agent = new Agent({ connect: { ca: options.ca, cert: options.cert, key: options.key } });
+  try {
+    const response = await agent.request({
+      origin: kc.getCurrentCluster()!.server,
+      path: '/metrics',
+      method: 'GET',
+    });
+    const text = await response.body.text();
+    const counts = new Map<string, number>();
+    for (const match of text.matchAll(/^apiserver_request_total\{([^}]*)\} (\d+)$/gm)) {
+      const labels = Object.fromEntries([...match[1]!.matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1], l[2]]));
+      if (!labels.resource) continue;
+      const resource = labels.subresource ? `${labels.resource}/${labels.subresource}` : labels.resource;
+      const key = `${labels.verb} ${resource} ${labels.code}`;
+      counts.set(key, (counts.get(key) ?? 0) + Number(match[2]));
+    }
+    return counts;
+  } finally {
+    await agent.close();
+  }
+}
+
+interface MeasuredPass extends PassOutcome {
+  /** Share of the machine's CPU time the hypervisor took for others during the pass. */
+  stealShare?: number;
+  /** Requests the API server answered during the pass, from every client, by kind. */
+  apiserverRequests?: Record<string, number>;
+}
+
+async function runPass(job: PassJob, kc: KubeConfig): Promise<MeasuredPass> {
+  const requestsBefore = await apiserverRequests(kc);
   const before = await engineCpuMs();
-  const outcome = await runPassProcess(job);
+  const ticksBefore = await machineTicks();
+  const outcome: MeasuredPass = await runPassProcess(job);
+  const ticksAfter = await machineTicks();
   const after = await engineCpuMs();
+  const requestsAfter = await apiserverRequests(kc);
+  outcome.apiserverRequests = Object.fromEntries(
+    [...requestsAfter]
+      .map(([key, n]) => [key, n - (requestsBefore.get(key) ?? 0)] as const)
+      .filter(([, n]) => n > 0),
+  );
   outcome.engineCpuMs = Object.fromEntries(
     [...after].map(([name, ms]) => [ENGINES[name] ?? name, ms - (before.get(name) ?? 0)]),
   );
+  if (ticksBefore && ticksAfter && ticksAfter.total > ticksBefore.total)
+    outcome.stealShare = (ticksAfter.steal - ticksBefore.steal) / (ticksAfter.total - ticksBefore.total);
   return outcome;
+}
+
+/** The reference work's best time in a fresh process (scale/reference-work.ts). */
+function timeReferenceWork(): Promise<{ wallMs: number; cpuMs: number }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [REFERENCE_WORK], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let stdout = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      stdout += chunk;
+    });
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      const line = /^REFERENCE (.*)$/m.exec(stdout)?.[1];
+      if (code !== 0 || !line) reject(new Error(`reference work exited ${code}`));
+      else resolve(JSON.parse(line) as { wallMs: number; cpuMs: number });
+    });
+  });
+}
+
+async function reportMachineSpeed(report: Report, when: string): Promise<void> {
+  const { wallMs, cpuMs } = await timeReferenceWork();
+  report(
+    `machine speed ${when}`,
+    `reference work ${wallMs.toFixed(0)} ms (${cpuMs.toFixed(0)} ms of CPU; lower is faster: compare runs by it)`,
+  );
 }
 
 function runPassProcess(job: PassJob): Promise<PassOutcome> {
@@ -215,7 +298,7 @@ function runPassProcess(job: PassJob): Promise<PassOutcome> {
   });
 }
 
-function reportPass(report: Report, name: string, outcome: PassOutcome): void {
+function reportPass(report: Report, name: string, outcome: MeasuredPass): void {
   report(`${name}: time`, `${(outcome.ms / 1000).toFixed(2)} s`);
   report(
     `${name}: peak RSS / heap`,
@@ -234,6 +317,14 @@ function reportPass(report: Report, name: string, outcome: PassOutcome): void {
     [`the pass's own process ${(outcome.cpuMs / 1000).toFixed(1)} s`, ...engines].join(', ') +
       ` (the machine has ${availableParallelism()} cores)`,
   );
+  const allCpuMs = outcome.cpuMs + Object.values(outcome.engineCpuMs ?? {}).reduce((sum, ms) => sum + ms, 0);
+  report(
+    `${name}: machine`,
+    `${(allCpuMs / 1000).toFixed(1)} s of CPU in all, ${(outcome.ms / allCpuMs).toFixed(2)} s of the pass per CPU-second` +
+      (outcome.stealShare === undefined
+        ? ''
+        : `, ${(outcome.stealShare * 100).toFixed(1)}% stolen by the hypervisor`),
+  );
   report(`${name}: result`, JSON.stringify(outcome.result));
   const byKind = (prefix: string) =>
     Object.entries(outcome.counts)
@@ -245,6 +336,13 @@ function reportPass(report: Report, name: string, outcome: PassOutcome): void {
   report(`${name}: TaskStore calls`, byKind('store.'));
   report(`${name}: DynamoDB requests`, byKind('dynamodb.'));
   report(`${name}: items written`, byKind('written.') || 'none');
+  report(
+    `${name}: API server requests`,
+    Object.entries(outcome.apiserverRequests ?? {})
+      .sort((a, b) => b[1] - a[1])
+      .map(([kind, n]) => `${kind} ${n}`)
+      .join(', ') || 'none',
+  );
 }
 
 export default async function scaleBench(report: Report, flags: string[]): Promise<void> {
@@ -326,6 +424,7 @@ export default async function scaleBench(report: Report, flags: string[]): Promi
     );
     report('set-up: KWOK ran every pod', `${((performance.now() - started) / 1000).toFixed(1)} s`);
 
+    await reportMachineSpeed(report, 'before the passes');
     const job: PassJob = {
       pass: 'reaper',
       kubeconfigPath: controlPlane.kubeconfigPath,
@@ -338,28 +437,42 @@ export default async function scaleBench(report: Report, flags: string[]): Promi
       maxDeletes: 10,
       timerLimit: DEFAULT_TIMER_BATCH_SIZE,
     };
-    reportPass(report, `reaper pass 1 (${pods} pods, no records yet)`, await runPass(job));
+    // The passes' clock is minutes apart, the wall clock's only seconds: before the next pass, the
+    // pods a pass deleted are waited for until they are gone, as they would be minutes later.
+    const deletedPodsGone = () =>
+      until(
+        'the pods the pass deleted to be gone',
+        async () => {
+          const listed = await cluster.listPods(CLUSTER, { namespace: NAMESPACE });
+          return listed.every((pod) => !pod.metadata.deletionTimestamp) ? true : undefined;
+        },
+        5 * MINUTE,
+      );
+    reportPass(report, `reaper pass 1 (${pods} pods, no records yet)`, await runPass(job, kc));
+    await deletedPodsGone();
     // Past the zombies' sidecar grace (5 min after the first pass saw their main container end).
     reportPass(
       report,
       `reaper pass 2 (${pods} pods, records exist)`,
-      await runPass({ ...job, clockOffsetMs: at(8.5) }),
+      await runPass({ ...job, clockOffsetMs: at(8.5) }, kc),
     );
+    await deletedPodsGone();
     // Pass 1 deleted the stale tries, pass 2 the zombies.
     const { stale, zombies } = podMix(pods);
     for (let pass = 1; pass <= steady; pass++)
       reportPass(
         report,
         `reaper pass ${pass + 2} (${pods - stale - zombies} pods, nothing left to delete)`,
-        await runPass({ ...job, clockOffsetMs: at(8.5 + pass * 0.25) }),
+        await runPass({ ...job, clockOffsetMs: at(8.5 + pass * 0.25) }, kc),
       );
+    await reportMachineSpeed(report, 'after the reaper passes');
     if (values['reaper-only']) return;
     // Past every running task's resync (10 min after the first pass), while the second pass's
     // resync note is fresh: the timer passes over those resyncs by their index keys.
-    const covered = await runPass({ ...job, pass: 'timer', clockOffsetMs: at(13.5) });
+    const covered = await runPass({ ...job, pass: 'timer', clockOffsetMs: at(13.5) }, kc);
     reportPass(report, 'timer pass (resyncs due, reaper pass noted 5 min ago)', covered);
     // The note is older than the resync interval (no reaper pass since): every resync is the timer's.
-    const timer = await runPass({ ...job, pass: 'timer', clockOffsetMs: at(25) });
+    const timer = await runPass({ ...job, pass: 'timer', clockOffsetMs: at(25) }, kc);
     reportPass(
       report,
       `timer pass (every task due, no fresh note, batch ${DEFAULT_TIMER_BATCH_SIZE})`,
