@@ -442,7 +442,9 @@ export class PodwardenStack extends Stack {
         sourceMap: process.env.PODWARDEN_BUNDLE_SOURCE_MAPS === 'true',
         mainFields: [...LAMBDA_BUNDLING.mainFields],
         define: LAMBDA_BUNDLING.define,
-        esbuildArgs: { '--alias:undici': LAMBDA_BUNDLING.alias.undici },
+        esbuildArgs: Object.fromEntries(
+          Object.entries(LAMBDA_BUNDLING.alias).map(([from, to]) => [`--alias:${from}`, to]),
+        ),
         // Bundle the AWS SDK too, instead of taking the runtime's: the versions tested are the versions run.
         externalModules: [],
         banner: LAMBDA_BUNDLING.banner,

@@ -635,9 +635,10 @@ function record(sleeps: number[]): (ms: number) => Promise<void> {
 }
 
 describe('bundled as the functions are', () => {
-  it("reads, creates and deletes through the bundle's own undici (the alias in infra/bundling)", async () => {
-    // The functions carry a slimmed undici (infra/bundling/undici.mjs); the adapter must work with
-    // what that file gives, not only with the full package the tests load.
+  it("reads, creates and deletes through the bundle's own undici and http (the aliases in infra/bundling)", async () => {
+    // The functions carry a slimmed undici (infra/bundling/undici.mjs) and take node:http and
+    // node:https through shims (node-http.cjs, node-https.cjs); the adapter must work with what those
+    // files give, not only with the full package and the built-ins the tests load.
     const dir = await mkdtemp(join(tmpdir(), 'podwarden-kube-bundle-'));
     try {
       const outfile = join(dir, 'probe.mjs');
