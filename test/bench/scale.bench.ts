@@ -266,7 +266,7 @@ async function reportMachineSpeed(report: Report, when: string): Promise<void> {
   const { wallMs, cpuMs } = await timeReferenceWork();
   report(
     `machine speed ${when}`,
-    `reference work ${wallMs.toFixed(0)} ms (${cpuMs.toFixed(0)} ms of CPU; lower is faster: compare runs by it)`,
+    `reference work ${wallMs.toFixed(0)} ms (${cpuMs.toFixed(0)} ms of CPU; lower is faster; a spot check: compare runs by the passes' CPU in all too)`,
   );
 }
 
