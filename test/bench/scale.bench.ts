@@ -247,19 +247,7 @@ async function runPass(job: PassJob, kc: KubeConfig): Promise<MeasuredPass> {
 
 /** The reference work's best time in a fresh process (scale/reference-work.ts). */
 function timeReferenceWork(): Promise<{ wallMs: number; cpuMs: number }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [REFERENCE_WORK], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let stdout = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      stdout += chunk;
-    });
-    child.once('error', reject);
-    child.once('exit', (code) => {
-      const line = /^REFERENCE (.*)$/m.exec(stdout)?.[1];
-      if (code !== 0 || !line) reject(new Error(`reference work exited ${code}`));
-      else resolve(JSON.parse(line) as { wallMs: number; cpuMs: number });
-    });
-  });
+  return runForLine('reference work', [REFERENCE_WORK], 'REFERENCE');
 }
 
 async function reportMachineSpeed(report: Report, when: string): Promise<void> {
@@ -271,16 +259,19 @@ async function reportMachineSpeed(report: Report, when: string): Promise<void> {
 }
 
 function runPassProcess(job: PassJob): Promise<PassOutcome> {
+  // The pass functions' own V8 options (their heap as in a 512 MB function), then any given, e.g.
+  // SCALE_WORKER_NODE_OPTIONS='--cpu-prof --cpu-prof-dir=/tmp/prof' to profile the passes.
+  const nodeOptions = [PASS_FUNCTION_NODE_OPTIONS, process.env.SCALE_WORKER_NODE_OPTIONS ?? '']
+    .join(' ')
+    .split(' ')
+    .filter(Boolean);
+  return runForLine('pass worker', [...nodeOptions, WORKER, JSON.stringify(job)], 'RESULT');
+}
+
+/** Runs a Node script in a fresh process and returns the JSON of its `<prefix> <json>` line. */
+function runForLine<T>(what: string, args: string[], prefix: string): Promise<T> {
   return new Promise((resolve, reject) => {
-    // The pass functions' own V8 options (their heap as in a 512 MB function), then any given, e.g.
-    // SCALE_WORKER_NODE_OPTIONS='--cpu-prof --cpu-prof-dir=/tmp/prof' to profile the passes.
-    const nodeOptions = [PASS_FUNCTION_NODE_OPTIONS, process.env.SCALE_WORKER_NODE_OPTIONS ?? '']
-      .join(' ')
-      .split(' ')
-      .filter(Boolean);
-    const child = spawn(process.execPath, [...nodeOptions, WORKER, JSON.stringify(job)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
@@ -291,9 +282,9 @@ function runPassProcess(job: PassJob): Promise<PassOutcome> {
     });
     child.once('error', reject);
     child.once('exit', (code) => {
-      const line = /^RESULT (.*)$/m.exec(stdout)?.[1];
-      if (code !== 0 || !line) reject(new Error(`pass worker exited ${code}:\n${stderr.slice(-4000)}`));
-      else resolve(JSON.parse(line) as PassOutcome);
+      const line = new RegExp(`^${prefix} (.*)$`, 'm').exec(stdout)?.[1];
+      if (code !== 0 || !line) reject(new Error(`${what} exited ${code}:\n${stderr.slice(-4000)}`));
+      else resolve(JSON.parse(line) as T);
     });
   });
 }
